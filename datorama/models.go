@@ -190,22 +190,58 @@ type Widget struct {
 
 func (w *Workspace) UnmarshalJSON(b []byte) error {
 	type plain Workspace
-	return decodeKeepRaw(b, (*plain)(w), &w.Raw, "workspace")
+	// The id is shadowed so that an id sent as a numeric string decodes too.
+	aux := struct {
+		*plain
+		ID FlexInt64 `json:"id"`
+	}{plain: (*plain)(w)}
+	if err := decodeKeepRaw(b, &aux, &w.Raw, "workspace"); err != nil {
+		return err
+	}
+	w.ID = int64(aux.ID)
+	return nil
 }
 
 func (s *Stream) UnmarshalJSON(b []byte) error {
 	type plain Stream
-	return decodeKeepRaw(b, (*plain)(s), &s.Raw, "data stream")
+	// The id is shadowed so that an id sent as a numeric string decodes too.
+	aux := struct {
+		*plain
+		ID FlexInt64 `json:"id"`
+	}{plain: (*plain)(s)}
+	if err := decodeKeepRaw(b, &aux, &s.Raw, "data stream"); err != nil {
+		return err
+	}
+	s.ID = int64(aux.ID)
+	return nil
 }
 
 func (s *StreamStatus) UnmarshalJSON(b []byte) error {
 	type plain StreamStatus
-	return decodeKeepRaw(b, (*plain)(s), &s.Raw, "stream status")
+	// The id is shadowed so that an id sent as a numeric string decodes too.
+	aux := struct {
+		*plain
+		ID FlexInt64 `json:"id"`
+	}{plain: (*plain)(s)}
+	if err := decodeKeepRaw(b, &aux, &s.Raw, "stream status"); err != nil {
+		return err
+	}
+	s.ID = int64(aux.ID)
+	return nil
 }
 
 func (j *Job) UnmarshalJSON(b []byte) error {
 	type plain Job
-	return decodeKeepRaw(b, (*plain)(j), &j.Raw, "job")
+	// The id is shadowed so that an id sent as a numeric string decodes too.
+	aux := struct {
+		*plain
+		ID FlexInt64 `json:"id"`
+	}{plain: (*plain)(j)}
+	if err := decodeKeepRaw(b, &aux, &j.Raw, "job"); err != nil {
+		return err
+	}
+	j.ID = int64(aux.ID)
+	return nil
 }
 
 func (f *Field) UnmarshalJSON(b []byte) error {
@@ -215,22 +251,58 @@ func (f *Field) UnmarshalJSON(b []byte) error {
 
 func (h *HarmonizedDimension) UnmarshalJSON(b []byte) error {
 	type plain HarmonizedDimension
-	return decodeKeepRaw(b, (*plain)(h), &h.Raw, "harmonized dimension")
+	// The id is shadowed so that an id sent as a numeric string decodes too.
+	aux := struct {
+		*plain
+		ID FlexInt64 `json:"id"`
+	}{plain: (*plain)(h)}
+	if err := decodeKeepRaw(b, &aux, &h.Raw, "harmonized dimension"); err != nil {
+		return err
+	}
+	h.ID = int64(aux.ID)
+	return nil
 }
 
 func (p *Pattern) UnmarshalJSON(b []byte) error {
 	type plain Pattern
-	return decodeKeepRaw(b, (*plain)(p), &p.Raw, "pattern")
+	// The id is shadowed so that an id sent as a numeric string decodes too.
+	aux := struct {
+		*plain
+		ID FlexInt64 `json:"id"`
+	}{plain: (*plain)(p)}
+	if err := decodeKeepRaw(b, &aux, &p.Raw, "pattern"); err != nil {
+		return err
+	}
+	p.ID = int64(aux.ID)
+	return nil
 }
 
 func (c *CalculatedMeasurement) UnmarshalJSON(b []byte) error {
 	type plain CalculatedMeasurement
-	return decodeKeepRaw(b, (*plain)(c), &c.Raw, "calculated measurement")
+	// The id is shadowed so that an id sent as a numeric string decodes too.
+	aux := struct {
+		*plain
+		ID FlexInt64 `json:"id"`
+	}{plain: (*plain)(c)}
+	if err := decodeKeepRaw(b, &aux, &c.Raw, "calculated measurement"); err != nil {
+		return err
+	}
+	c.ID = int64(aux.ID)
+	return nil
 }
 
 func (c *Connector) UnmarshalJSON(b []byte) error {
 	type plain Connector
-	return decodeKeepRaw(b, (*plain)(c), &c.Raw, "connector")
+	// The id is shadowed so that an id sent as a numeric string decodes too.
+	aux := struct {
+		*plain
+		ID FlexInt64 `json:"id"`
+	}{plain: (*plain)(c)}
+	if err := decodeKeepRaw(b, &aux, &c.Raw, "connector"); err != nil {
+		return err
+	}
+	c.ID = int64(aux.ID)
+	return nil
 }
 
 func (d *DashboardHierarchy) UnmarshalJSON(b []byte) error {

@@ -32,6 +32,9 @@ type Window struct {
 	Limit     int
 	Remaining int
 	Reset     time.Time // when the window reopens; zero if not sent
+	// HasRemaining says Remaining was sent and valid: a Remaining of 0 is then "empty",
+	// not "missing or garbage".
+	HasRemaining bool
 }
 
 // Rate is every rate header of one response, parsed. A header that is missing leaves its
@@ -103,7 +106,7 @@ func parseWindow(h http.Header, limit, remaining, reset string, warn *[]string) 
 		w.Limit, w.Known = v, true
 	}
 	if v, ok := parseInt(h, remaining, warn); ok {
-		w.Remaining, w.Known = v, true
+		w.Remaining, w.HasRemaining, w.Known = v, true, true
 	}
 	if t, ok := parseMillis(h, reset, warn); ok {
 		w.Reset, w.Known = t, true

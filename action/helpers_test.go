@@ -1,0 +1,221 @@
+package action
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drextract/drextract/clock"
+	"github.com/drextract/drextract/datorama"
+	"github.com/drextract/drextract/extract"
+	"github.com/drextract/drextract/load"
+	"github.com/drextract/drextract/ratelimit"
+	"github.com/drextract/drextract/sim"
+)
+
+// testStart is the virtual time every test account is generated at.
+var testStart = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+
+// env is a simulator served over real HTTP under /base, a real DuckDB store in a
+// temporary directory, a client behind a real rate budget, the real crawler and an
+// Engine, all on one virtual clock.
+type env struct {
+	t      testing.TB
+	clk    *clock.Manual
+	sim    *sim.Sim
+	srv    *httptest.Server
+	base   string
+	store  *load.Store
+	dbPath string
+	budget *ratelimit.Budget
+	client *datorama.Client
+	eng    *Engine
+}
+
+func quietLogger() *slog.Logger {
+	if os.Getenv("DREXTRACT_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newEnv(t testing.TB, o sim.Options) *env {
+	t.Helper()
+	clk := clock.NewManual(testStart)
+	t.Cleanup(clk.AutoAdvance(2 * time.Millisecond))
+	if o.PlatformLimit == 0 {
+		o.PlatformLimit = 1 << 30
+	}
+	if o.DailyQuota == 0 {
+		o.DailyQuota = 1 << 30
+	}
+	if o.Seed == 0 {
+		o.Seed = 7
+	}
+	o.Clock = clk
+	s := sim.New(o)
+	srv := httptest.NewServer(http.StripPrefix("/base", s))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, clk: clk, sim: s, srv: srv, base: srv.URL + "/base"}
+	e.dbPath = filepath.Join(t.TempDir(), load.LiveFile)
+	st, err := load.Open(context.Background(), e.dbPath, load.Options{Clock: clk, Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("opening the store: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	e.store = st
+	e.budget = ratelimit.NewBudget(s.Tokens()[0], ratelimit.Config{
+		Clock: clk, PlatformLimit: o.PlatformLimit, DailyQuota: o.DailyQuota, Logger: quietLogger(),
+	})
+	c, err := datorama.New(e.base, s.Tokens()[0], datorama.WithGate(e.budget), datorama.WithClock(clk), datorama.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.client = c
+	e.eng = &Engine{DB: st.DB(), Client: c, Clock: clk, Logger: quietLogger(),
+		Budget: func() BudgetView { return BudgetViewOf(e.budget.Status()) }}
+	return e
+}
+
+// crawl runs the real crawler (incremental unless full) and then the follow-up, as the
+// extract command does.
+func (e *env) crawl(full bool, entities ...string) {
+	e.t.Helper()
+	c := &extract.Crawler{Client: e.client, Sink: e.store}
+	res, err := c.Run(context.Background(), extract.Options{Full: full, Entities: entities, Clock: e.clk, Logger: quietLogger()})
+	if err != nil {
+		e.t.Fatalf("crawl: %v", err)
+	}
+	if res.Status != load.RunOK {
+		e.t.Fatalf("crawl status %s: %v", res.Status, res.Err)
+	}
+	if _, err := FollowUp(context.Background(), e.store.DB()); err != nil {
+		e.t.Fatalf("follow-up: %v", err)
+	}
+}
+
+// act plans and executes a request for real and fails the test on a planning error.
+func (e *env) act(req Request) (*Plan, *Report, error) {
+	e.t.Helper()
+	p, err := e.eng.Prepare(context.Background(), req)
+	if err != nil {
+		e.t.Fatalf("prepare: %v", err)
+	}
+	rep, err := e.eng.Execute(context.Background(), p, false, io.Discard)
+	return p, rep, err
+}
+
+func (e *env) calls(endpoint string) int { return e.sim.Calls().ByEndpoint[endpoint] }
+
+// mutatingCalls counts every call that changes something at Datorama.
+func (e *env) mutatingCalls() int {
+	n := 0
+	for k, v := range e.sim.Calls().ByEndpoint {
+		if !strings.HasPrefix(k, "GET ") && !strings.HasSuffix(k, "/stats") {
+			n += v
+		}
+	}
+	return n
+}
+
+const (
+	epRerun       = "POST /v1/data-streams/api/{id}/rerun"
+	epRerunAll    = "POST /v1/data-streams/api/{id}/rerun-all"
+	epProcess     = "POST /v1/data-streams/{id}/process"
+	epProcessMany = "POST /v1/data-streams/process"
+	epPatch       = "PATCH /v1/data-streams/{id}"
+	epPut         = "PUT /v1/data-streams/{id}"
+	epMappingPut  = "PUT /v1/data-streams/api/{id}/mapping"
+)
+
+// truth decodes the simulator's ground truth with the client's own models.
+type truth struct {
+	streams map[int64]datorama.Stream
+	jobs    map[int64]datorama.Job
+	byStr   map[int64][]datorama.Job // ascending id
+	maps    map[int64]json.RawMessage
+	now     time.Time
+}
+
+func (e *env) truth() truth {
+	e.t.Helper()
+	tr := e.sim.Truth()
+	out := truth{streams: map[int64]datorama.Stream{}, jobs: map[int64]datorama.Job{}, byStr: map[int64][]datorama.Job{}, maps: map[int64]json.RawMessage{}, now: tr.Now}
+	for _, raw := range tr.Streams {
+		var s datorama.Stream
+		if err := json.Unmarshal(raw, &s); err != nil {
+			e.t.Fatal(err)
+		}
+		out.streams[s.ID] = s
+	}
+	for _, raw := range tr.Jobs {
+		var j datorama.Job
+		if err := json.Unmarshal(raw, &j); err != nil {
+			e.t.Fatal(err)
+		}
+		out.jobs[j.ID] = j
+		sid := int64(j.DataStreamID)
+		out.byStr[sid] = append(out.byStr[sid], j)
+	}
+	for k, v := range tr.Mappings {
+		var id int64
+		if err := json.Unmarshal([]byte(k), &id); err == nil {
+			out.maps[id] = v
+		}
+	}
+	return out
+}
+
+// byWorkspace groups the enabled streams by workspace.
+func (tr truth) byWorkspace() map[int64][]int64 {
+	out := map[int64][]int64{}
+	for _, id := range tr.enabledStreams(0) {
+		ws := int64(tr.streams[id].WorkspaceID)
+		out[ws] = append(out[ws], id)
+	}
+	return out
+}
+
+// enabledStreams returns the ids of the live, enabled streams, ascending, optionally of
+// one workspace (0: all).
+func (tr truth) enabledStreams(ws int64) []int64 {
+	var out []int64
+	for id, s := range tr.streams {
+		if s.Enabled && (ws == 0 || int64(s.WorkspaceID) == ws) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// query returns one column of a query as strings, for assertions.
+func (e *env) query(q string, args ...any) [][]any {
+	e.t.Helper()
+	_, rows, err := load.Query(context.Background(), e.store.DB(), q, args...)
+	if err != nil {
+		e.t.Fatalf("%s: %v", q, err)
+	}
+	return rows
+}
+
+func (e *env) count(q string, args ...any) int {
+	e.t.Helper()
+	var n int
+	if err := e.store.DB().QueryRow(q, args...).Scan(&n); err != nil {
+		e.t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+var _ = sql.ErrNoRows

@@ -1,0 +1,751 @@
+package action
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drextract/drextract/datorama"
+)
+
+// Defaults of the guard rails.
+const (
+	DefaultChunkDays = 10
+	DefaultCooldown  = 6 * time.Hour
+	// DefaultQueueMax is the per-workspace cap on our jobs pending at once. It is high
+	// enough for a month of 10-day chunks on 300 streams (1,200 jobs), low enough to stop
+	// a selection gone wrong from queueing tens of thousands.
+	DefaultQueueMax = 2000
+	// apiChunkDays is how Datorama itself splits a processed range into jobs (facts §7).
+	apiChunkDays = 10
+	// maxBatchStreams bounds the stream ids of one batch process call; the API's own
+	// limit is unknown.
+	maxBatchStreams = 1000
+)
+
+// Item statuses (action_items.status, action_calls.status).
+const (
+	StatusPlanned = "planned"
+	StatusSending = "sending"
+	StatusSent    = "sent"
+	StatusFailed  = "failed"
+	StatusSkipped = "skipped"
+)
+
+// Source says where a run's rows came from.
+type Source struct {
+	Kind string // "selection", "csv" or "command"
+	Name string // the selection's name, the CSV file, or the command
+}
+
+func (s Source) label() string {
+	switch s.Kind {
+	case "selection":
+		return s.Name
+	default:
+		return s.Kind + ":" + s.Name
+	}
+}
+
+// Options are the guard-rail settings of one run. Zero values mean the defaults.
+type Options struct {
+	MaxCalls  int           // refuse a plan needing more API calls; 0: no limit
+	MaxRows   int           // refuse more input rows; 0: the selection's max_rows (or DefaultMaxRows)
+	ChunkDays int           // process chunk length; 0: DefaultChunkDays
+	QueueMax  int           // cap on our pending jobs per workspace; 0: DefaultQueueMax, <0: none
+	Cooldown  time.Duration // the same job/stream/range is not acted on twice within it; 0: DefaultCooldown, <0: none
+	ForcePut  bool          // allow OpPut
+	OutDir    string        // downloads: folder for the files (default "downloads")
+	OutFile   string        // downloads: the file, when exactly one job is downloaded
+}
+
+func (o Options) withDefaults() Options {
+	if o.ChunkDays <= 0 {
+		o.ChunkDays = DefaultChunkDays
+	}
+	if o.QueueMax == 0 {
+		o.QueueMax = DefaultQueueMax
+	}
+	if o.Cooldown == 0 {
+		o.Cooldown = DefaultCooldown
+	}
+	if o.OutDir == "" {
+		o.OutDir = "downloads"
+	}
+	return o
+}
+
+// Request is one bulk action to plan: rows from a selection, or given rows (CSV or
+// command flags), and the operation.
+type Request struct {
+	// Op is the operation. For a selection it defaults to the selection's declared
+	// action and may not contradict it.
+	Op        Op
+	Selection *Selection
+	Params    map[string]string
+	Rows      []Row
+	Source    Source
+	Options   Options
+	StartedBy string // "cli:USER", "schedule:NAME"
+}
+
+// Item is one input row in a plan.
+type Item struct {
+	Row         Row
+	Op          Op
+	WorkspaceID int64
+	StreamName  string
+	// JobStart/JobEnd are the days of the job a rerun item reruns (from the store).
+	JobStart, JobEnd datorama.Date
+	// KnownMaxJobID is the newest job of the stream in the store when planned: a job
+	// with a larger id appeared later, which reconciliation and follow-up rely on.
+	KnownMaxJobID int64
+	ExpectedJobs  int // jobs the item should create; 0 unknown or none
+	Status        string
+	Reason        string
+
+	calls []*Call
+	// Set while executing.
+	id     int64
+	jobIDs []int64
+	resp   json.RawMessage
+}
+
+// Call is one API call of a plan (two for read-merge-write operations).
+type Call struct {
+	No          int
+	Op          Op
+	WorkspaceID int64
+	StreamIDs   []int64
+	JobIDs      []int64 // rerun, download
+	Start, End  datorama.Date
+	Body        json.RawMessage // PATCH fields, or the changes merged into PUT/mapping
+	OutPath     string          // download target
+	// TotalConnect says a download uses the TotalConnect (dynamic) form.
+	TotalConnect bool
+	// ExpectedJobs is how many jobs the call should create (for the pending cap).
+	ExpectedJobs int
+	Items        []*Item
+	// KnownMaxJobIDs is, per stream, the newest job id the store knew when planning.
+	KnownMaxJobIDs map[int64]int64
+
+	status string
+}
+
+// Endpoint returns the method and path the call uses (the path with ids filled in).
+func (c *Call) Endpoint() (method, path string) {
+	s := int64(0)
+	if len(c.StreamIDs) > 0 {
+		s = c.StreamIDs[0]
+	}
+	id := strconv.FormatInt(s, 10)
+	switch c.Op {
+	case OpRerun:
+		return "POST", "/v1/data-streams/api/" + id + "/rerun"
+	case OpRerunAll:
+		return "POST", "/v1/data-streams/api/" + id + "/rerun-all"
+	case OpProcess:
+		if len(c.StreamIDs) == 1 {
+			return "POST", "/v1/data-streams/" + id + "/process"
+		}
+		return "POST", "/v1/data-streams/process"
+	case OpRename, OpPatch, OpEnable, OpDisable:
+		return "PATCH", "/v1/data-streams/" + id
+	case OpPut:
+		return "PUT", "/v1/data-streams/" + id
+	case OpMapping:
+		return "PUT", "/v1/data-streams/api/" + id + "/mapping"
+	case OpDownload:
+		j := int64(0)
+		if len(c.JobIDs) > 0 {
+			j = c.JobIDs[0]
+		}
+		if c.TotalConnect {
+			return "GET", fmt.Sprintf("/v1/data-stream-stats/dynamic/%d/download", j)
+		}
+		return "GET", fmt.Sprintf("/v1/data-stream-stats/api/%d/download", j)
+	}
+	return "", ""
+}
+
+// RequestBody is the JSON body the call sends (nil for none); for put and mapping, the
+// changes that will be merged into the current record.
+func (c *Call) RequestBody() json.RawMessage {
+	switch c.Op {
+	case OpRerun:
+		b, _ := json.Marshal(c.JobIDs)
+		return b
+	case OpProcess:
+		if len(c.StreamIDs) == 1 {
+			b, _ := json.Marshal(map[string]string{"startDate": c.Start.String(), "endDate": c.End.String()})
+			return b
+		}
+		b, _ := json.Marshal(map[string]any{"dataStreamIds": c.StreamIDs, "startDate": c.Start.String(), "endDate": c.End.String(), "create": false})
+		return b
+	case OpRename, OpPatch, OpEnable, OpDisable, OpPut, OpMapping:
+		return c.Body
+	}
+	return nil
+}
+
+// Plan is what Execute will do: the items (planned or skipped, with the reason) and the
+// grouped calls. It is made without any API call.
+type Plan struct {
+	Op        Op
+	Source    Source
+	Params    map[string]string
+	Options   Options
+	StartedBy string
+	Created   time.Time
+
+	Items    []*Item
+	Calls    []*Call
+	APICalls int            // what the calls cost (read-merge-write counts two)
+	Skipped  map[string]int // reason kind → count
+	Estimate Estimate
+	Warnings []string
+	// Unreconciled is how many calls of earlier runs are still 'sending'; Execute
+	// settles them from the API before anything else.
+	Unreconciled int
+
+	streams map[int64]*streamInfo
+}
+
+// Planned counts the items that will be sent.
+func (p *Plan) Planned() int {
+	n := 0
+	for _, it := range p.Items {
+		if it.Status == StatusPlanned {
+			n++
+		}
+	}
+	return n
+}
+
+// ErrBadInput is matched by every planning error that the input is at fault for: a
+// selection that is refused or lacks a column, a bad parameter, an unknown stream in a
+// CSV file, too many rows. Nothing was sent, and retrying the same input cannot help.
+var ErrBadInput = errors.New("bad input")
+
+type inputError struct{ err error }
+
+func (e *inputError) Error() string        { return e.err.Error() }
+func (e *inputError) Unwrap() error        { return e.err }
+func (e *inputError) Is(target error) bool { return target == ErrBadInput }
+
+func badInput(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &inputError{err}
+}
+
+// ErrTooManyCalls is matched when a plan needs more API calls than --max-calls allows.
+var ErrTooManyCalls = errors.New("plan exceeds the call limit")
+
+// Check reports whether the plan may be executed under its guard rails.
+func (p *Plan) Check() error {
+	if p.Options.MaxCalls > 0 && p.APICalls > p.Options.MaxCalls {
+		return badInput(fmt.Errorf("%w: %d API calls planned, --max-calls is %d", ErrTooManyCalls, p.APICalls, p.Options.MaxCalls))
+	}
+	return nil
+}
+
+// Prepare turns a request into a plan: it reads the selection (read-only) or takes the
+// given rows, looks every stream (and job) up in the store, marks what must be skipped
+// and groups the rest into calls. It makes no API call and writes nothing.
+func (e *Engine) Prepare(ctx context.Context, req Request) (*Plan, error) {
+	now := e.clock().Now()
+	opts := req.Options.withDefaults()
+	op := req.Op
+	var rows []Row
+	switch {
+	case req.Selection != nil:
+		sel := req.Selection
+		if op == "" {
+			op = sel.Action
+		}
+		if op == "" {
+			return nil, badInput(fmt.Errorf("selection %s declares no action: pass --action (one of the operations)", sel.Name))
+		}
+		if sel.Action != "" && op != sel.Action {
+			return nil, badInput(fmt.Errorf("selection %s is for action %s, not %s", sel.Name, sel.Action, op))
+		}
+		maxRows := opts.MaxRows
+		if maxRows <= 0 {
+			maxRows = sel.MaxRows
+		}
+		if maxRows <= 0 {
+			maxRows = DefaultMaxRows
+		}
+		opts.MaxRows = maxRows
+		res, err := sel.Run(ctx, e.DB, req.Params, now, maxRows)
+		if err != nil {
+			return nil, err
+		}
+		if res.More {
+			return nil, badInput(fmt.Errorf("selection %s returned more than %d rows (its max_rows): nothing planned; narrow it or raise the limit with --max-rows", sel.Name, maxRows))
+		}
+		rows, err = RowsFor(op, sel.Name, res)
+		if err != nil {
+			return nil, badInput(err)
+		}
+		if req.Source.Kind == "" {
+			req.Source = Source{Kind: "selection", Name: sel.Name}
+		}
+	default:
+		if op == "" {
+			return nil, badInput(errors.New("no action given"))
+		}
+		if _, err := ParseOp(string(op)); err != nil {
+			return nil, badInput(err)
+		}
+		rows = req.Rows
+		if opts.MaxRows > 0 && len(rows) > opts.MaxRows {
+			return nil, badInput(fmt.Errorf("%d rows, more than --max-rows %d: nothing planned", len(rows), opts.MaxRows))
+		}
+		if req.Source.Kind == "" {
+			req.Source = Source{Kind: "command", Name: string(op)}
+		}
+	}
+	if op == OpPut && !opts.ForcePut {
+		return nil, badInput(errors.New("action put replaces the whole stream configuration and clears every field the merged record lacks: pass --force-put to allow it (prefer patch)"))
+	}
+	p := &Plan{Op: op, Source: req.Source, Params: req.Params, Options: opts, StartedBy: req.StartedBy, Created: now, Skipped: map[string]int{}}
+	if op == OpPut {
+		p.Warnings = append(p.Warnings, "put sends the whole stream record (GET, merge, PUT): any field the API did not return is cleared")
+	}
+	if err := e.buildItems(ctx, p, rows, now); err != nil {
+		return nil, err
+	}
+	e.group(p)
+	n, err := unreconciledCalls(ctx, e.DB)
+	if err != nil {
+		return nil, err
+	}
+	p.Unreconciled = n
+	p.Estimate = estimate(p.APICalls, e.budget(), now)
+	return p, nil
+}
+
+// buildItems looks the rows up in the store and decides, row by row, whether to act.
+func (e *Engine) buildItems(ctx context.Context, p *Plan, rows []Row, now time.Time) error {
+	strict := p.Source.Kind != "selection" // CSV and command input: any unknown id refuses all
+	ids := make([]int64, 0, len(rows))
+	var jobIDs []int64
+	for _, r := range rows {
+		ids = append(ids, r.StreamID)
+		if r.JobID != 0 {
+			jobIDs = append(jobIDs, r.JobID)
+		}
+	}
+	streams, err := lookupStreams(ctx, e.DB, ids)
+	if err != nil {
+		return err
+	}
+	jobs, err := lookupJobs(ctx, e.DB, jobIDs)
+	if err != nil {
+		return err
+	}
+	cool, err := e.cooldownIndex(ctx, p.Op, p.Options.Cooldown, now)
+	if err != nil {
+		return err
+	}
+	where := func(r Row) string {
+		if p.Source.Kind == "csv" {
+			return fmt.Sprintf("%s:%d: ", p.Source.Name, r.Line)
+		}
+		return ""
+	}
+	for _, r := range rows {
+		it := &Item{Row: r, Op: p.Op, Status: StatusPlanned}
+		p.Items = append(p.Items, it)
+		s, ok := streams[r.StreamID]
+		if !ok {
+			if strict {
+				return badInput(fmt.Errorf("%sstream %d is not in the store (run drextract extract first, or check the id)", where(r), r.StreamID))
+			}
+			it.skip("unknown stream", "stream %d is not in the store", r.StreamID)
+			continue
+		}
+		it.WorkspaceID, it.StreamName, it.KnownMaxJobID = s.WorkspaceID, s.Name, s.MaxJobID
+		if p.Op == OpRerun || p.Op == OpDownload {
+			j, ok := jobs[r.JobID]
+			if !ok || j.StreamID != r.StreamID {
+				msg := fmt.Sprintf("job %d of stream %d is not in the store", r.JobID, r.StreamID)
+				if ok {
+					msg = fmt.Sprintf("job %d belongs to stream %d, not %d", r.JobID, j.StreamID, r.StreamID)
+				}
+				if strict {
+					return badInput(fmt.Errorf("%s%s", where(r), msg))
+				}
+				it.skip("unknown job", "%s", msg)
+				continue
+			}
+			it.JobStart, it.JobEnd = j.Start, j.End
+			if p.Op == OpRerun && !datorama.IsFinal(j.Status) && !j.Deleted {
+				it.skip("job not finished", "job %d is %s; rerunning a job that has not finished is refused", r.JobID, j.Status)
+				continue
+			}
+		}
+		switch {
+		case s.Deleted:
+			it.skip("stream deleted", "stream %d is deleted", r.StreamID)
+			continue
+		case !s.Enabled && p.Op.CreatesJobs():
+			it.skip("stream disabled", "stream %d is disabled; enable it first", r.StreamID)
+			continue
+		case p.Op == OpEnable && s.Enabled:
+			it.skip("unchanged", "stream %d is already enabled", r.StreamID)
+			continue
+		case p.Op == OpDisable && !s.Enabled:
+			it.skip("unchanged", "stream %d is already disabled", r.StreamID)
+			continue
+		case p.Op == OpRename && s.Name == r.Name:
+			it.skip("unchanged", "stream %d is already named %q", r.StreamID, r.Name)
+			continue
+		}
+		if why := cool.hit(p.Op, r); why != "" {
+			it.skip("cooldown", "%s", why)
+			continue
+		}
+		switch p.Op {
+		case OpRerun:
+			it.ExpectedJobs = 1
+		case OpRerunAll:
+			it.ExpectedJobs = s.Jobs
+		case OpProcess:
+			it.ExpectedJobs = jobsForRange(r.StartDate, r.EndDate, p.Options.ChunkDays)
+		}
+	}
+	for _, it := range p.Items {
+		if it.Status == StatusSkipped {
+			p.Skipped[it.reasonKind()]++
+		}
+	}
+	p.streams = streams
+	return nil
+}
+
+func (it *Item) skip(kind, format string, a ...any) {
+	it.Status = StatusSkipped
+	it.Reason = kind + ": " + fmt.Sprintf(format, a...)
+}
+
+func (it *Item) reasonKind() string {
+	k, _, _ := strings.Cut(it.Reason, ":")
+	return k
+}
+
+// cooldownIndex holds what was sent within the cooldown, by what the operation targets.
+type cooldownIndex struct {
+	byJob    map[int64]recentSend
+	byStream map[int64][]recentSend
+	until    time.Duration
+}
+
+func (e *Engine) cooldownIndex(ctx context.Context, op Op, cooldown time.Duration, now time.Time) (*cooldownIndex, error) {
+	c := &cooldownIndex{byJob: map[int64]recentSend{}, byStream: map[int64][]recentSend{}, until: cooldown}
+	if cooldown < 0 || !op.CreatesJobs() {
+		return c, nil
+	}
+	sends, err := recentSends(ctx, e.DB, op, now.Add(-cooldown))
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range sends {
+		if s.JobID != 0 {
+			c.byJob[s.JobID] = s
+		}
+		c.byStream[s.StreamID] = append(c.byStream[s.StreamID], s)
+	}
+	return c, nil
+}
+
+// hit returns why r is in its cooldown, or "".
+func (c *cooldownIndex) hit(op Op, r Row) string {
+	when := func(s recentSend) string {
+		return fmt.Sprintf("by action run %d at %s (cooldown until %s)", s.RunID,
+			s.At.UTC().Format(time.RFC3339), s.At.Add(c.until).UTC().Format(time.RFC3339))
+	}
+	switch op {
+	case OpRerun:
+		if s, ok := c.byJob[r.JobID]; ok {
+			return fmt.Sprintf("job %d was rerun %s", r.JobID, when(s))
+		}
+	case OpRerunAll:
+		if ss := c.byStream[r.StreamID]; len(ss) > 0 {
+			return fmt.Sprintf("stream %d was rerun %s", r.StreamID, when(ss[0]))
+		}
+	case OpProcess:
+		for _, s := range c.byStream[r.StreamID] {
+			if !r.StartDate.After(s.End.Time) && !s.Start.After(r.EndDate.Time) {
+				return fmt.Sprintf("stream %d was processed for %s..%s %s", r.StreamID, s.Start, s.End, when(s))
+			}
+		}
+	}
+	return ""
+}
+
+// jobsForRange is how many jobs processing start..end creates when sent in chunks of
+// chunkDays: Datorama splits each request into jobs of at most ten days.
+func jobsForRange(start, end datorama.Date, chunkDays int) int {
+	n := 0
+	for _, ch := range chunksOf(start, start, end, chunkDays) {
+		n += ceilDiv(days(ch[0], ch[1]), apiChunkDays)
+	}
+	return n
+}
+
+func days(a, b datorama.Date) int { return int(b.Sub(a.Time).Hours()/24+0.5) + 1 }
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// chunksOf cuts start..end into pieces on a grid of n days anchored at anchor, so that
+// streams with different ranges still share the pieces they have in common.
+func chunksOf(anchor, start, end datorama.Date, n int) [][2]datorama.Date {
+	var out [][2]datorama.Date
+	off := days(anchor, start) - 1 // days from the anchor to start
+	cellStart := anchor.AddDays(off - off%n)
+	for d := start; !d.After(end.Time); {
+		cellEnd := cellStart.AddDays(n - 1)
+		to := cellEnd
+		if to.After(end.Time) {
+			to = end
+		}
+		out = append(out, [2]datorama.Date{d, to})
+		cellStart = cellEnd.AddDays(1)
+		d = cellStart
+	}
+	return out
+}
+
+// group turns the planned items into calls, in a stable order.
+func (e *Engine) group(p *Plan) {
+	var calls []*Call
+	planned := make([]*Item, 0, len(p.Items))
+	for _, it := range p.Items {
+		if it.Status == StatusPlanned {
+			planned = append(planned, it)
+		}
+	}
+	switch p.Op {
+	case OpRerun:
+		calls = groupRerun(p, planned)
+	case OpProcess:
+		calls = e.groupProcess(p, planned)
+	default:
+		for _, it := range planned {
+			c := &Call{Op: p.Op, WorkspaceID: it.WorkspaceID, StreamIDs: []int64{it.Row.StreamID}, ExpectedJobs: it.ExpectedJobs}
+			switch p.Op {
+			case OpRename:
+				c.Body, _ = json.Marshal(map[string]string{"name": it.Row.Name})
+			case OpEnable, OpDisable:
+				c.Body, _ = json.Marshal(map[string]bool{"enabled": p.Op == OpEnable})
+			case OpPatch, OpPut, OpMapping:
+				c.Body = it.Row.Patch
+			case OpDownload:
+				c.JobIDs = []int64{it.Row.JobID}
+				s := p.streams[it.Row.StreamID]
+				c.TotalConnect = s != nil && s.totalConnect()
+				c.OutPath = downloadPath(p.Options, it.Row, c.TotalConnect, len(planned))
+			}
+			calls = append(calls, attach(c, it))
+		}
+	}
+	for i, c := range calls {
+		c.No = i + 1
+		c.status = StatusPlanned
+		c.KnownMaxJobIDs = map[int64]int64{}
+		for _, it := range c.Items {
+			c.KnownMaxJobIDs[it.Row.StreamID] = it.KnownMaxJobID
+		}
+		p.APICalls += c.Op.callsPerUnit()
+		if p.Options.QueueMax > 0 && c.ExpectedJobs > p.Options.QueueMax {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("call %d (%s of stream %d) should create about %d jobs, more than --queue-max %d; it is sent alone once nothing else of ours is pending", c.No, c.Op, c.StreamIDs[0], c.ExpectedJobs, p.Options.QueueMax))
+		}
+	}
+	p.Calls = calls
+}
+
+// groupRerun sends one call per stream with all its jobs. When a workspace has more
+// jobs to rerun than the pending cap allows at once, the calls are cut small and taken
+// round-robin across its streams instead: Datorama runs one job per stream at a time, so
+// jobs spread over many streams finish sooner and free the cap sooner than a queue of
+// them on one stream.
+func groupRerun(p *Plan, planned []*Item) []*Call {
+	type stream struct {
+		id    int64
+		ws    int64
+		items []*Item
+	}
+	var order []*stream
+	byID := map[int64]*stream{}
+	perWS := map[int64]int{}     // jobs to rerun per workspace
+	streamsWS := map[int64]int{} // streams per workspace
+	for _, it := range planned {
+		s := byID[it.Row.StreamID]
+		if s == nil {
+			s = &stream{id: it.Row.StreamID, ws: it.WorkspaceID}
+			byID[s.id] = s
+			order = append(order, s)
+			streamsWS[s.ws]++
+		}
+		s.items = append(s.items, it)
+		perWS[it.WorkspaceID]++
+	}
+	cut := func(s *stream) int {
+		q := p.Options.QueueMax
+		if q <= 0 || perWS[s.ws] <= q {
+			return 0 // one call per stream
+		}
+		return max(1, q/streamsWS[s.ws])
+	}
+	parts := make([][][]*Item, len(order))
+	rounds := 0
+	for i, s := range order {
+		sort.Slice(s.items, func(a, b int) bool { return s.items[a].Row.JobID < s.items[b].Row.JobID })
+		parts[i] = splitN(s.items, cut(s))
+		rounds = max(rounds, len(parts[i]))
+	}
+	var calls []*Call
+	for r := 0; r < rounds; r++ { // round-robin; without a cut there is one round
+		for i, s := range order {
+			if r >= len(parts[i]) {
+				continue
+			}
+			part := parts[i][r]
+			c := &Call{Op: OpRerun, WorkspaceID: s.ws, StreamIDs: []int64{s.id}}
+			for _, it := range part {
+				c.JobIDs = append(c.JobIDs, it.Row.JobID)
+				c.ExpectedJobs++
+			}
+			calls = append(calls, attach(c, part...))
+		}
+	}
+	return calls
+}
+
+// groupProcess cuts every item's range on one grid and sends one call per (workspace,
+// chunk) for all the streams that need that chunk: 300 streams × 31 days in 10-day
+// chunks is 4 calls, not 1,200. Calls are split further only by the batch limit and
+// the pending cap.
+func (e *Engine) groupProcess(p *Plan, planned []*Item) []*Call {
+	if len(planned) == 0 {
+		return nil
+	}
+	anchor := planned[0].Row.StartDate
+	for _, it := range planned {
+		if it.Row.StartDate.Before(anchor.Time) {
+			anchor = it.Row.StartDate
+		}
+	}
+	type key struct {
+		ws         int64
+		start, end string
+	}
+	groups := map[key][]*Item{}
+	for _, it := range planned {
+		for _, ch := range chunksOf(anchor, it.Row.StartDate, it.Row.EndDate, p.Options.ChunkDays) {
+			k := key{it.WorkspaceID, ch[0].String(), ch[1].String()}
+			groups[k] = append(groups[k], it)
+		}
+	}
+	keys := make([]key, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.start != b.start {
+			return a.start < b.start
+		}
+		if a.end != b.end {
+			return a.end < b.end
+		}
+		return a.ws < b.ws
+	})
+	for _, it := range planned {
+		it.ExpectedJobs = 0 // recounted on the shared grid below
+	}
+	var calls []*Call
+	for _, k := range keys {
+		its := groups[k]
+		sort.Slice(its, func(i, j int) bool { return its[i].Row.StreamID < its[j].Row.StreamID })
+		start, _ := datorama.ParseDate(k.start)
+		end, _ := datorama.ParseDate(k.end)
+		per := ceilDiv(days(start, end), apiChunkDays)
+		size := maxBatchStreams
+		if q := p.Options.QueueMax; q > 0 && q/per < size {
+			size = max(1, q/per)
+		}
+		for _, part := range splitN(its, size) {
+			c := &Call{Op: OpProcess, WorkspaceID: k.ws, Start: start, End: end, ExpectedJobs: per * len(part)}
+			for _, it := range part {
+				c.StreamIDs = append(c.StreamIDs, it.Row.StreamID)
+				it.ExpectedJobs += per
+			}
+			calls = append(calls, attach(c, part...))
+		}
+	}
+	return calls
+}
+
+func attach(c *Call, items ...*Item) *Call {
+	c.Items = append(c.Items, items...)
+	for _, it := range items {
+		it.calls = append(it.calls, c)
+	}
+	return c
+}
+
+// splitN cuts s into pieces of at most n (n <= 0: one piece).
+func splitN[T any](s []T, n int) [][]T {
+	if n <= 0 || len(s) <= n {
+		return [][]T{s}
+	}
+	var out [][]T
+	for len(s) > 0 {
+		k := min(n, len(s))
+		out = append(out, s[:k:k])
+		s = s[k:]
+	}
+	return out
+}
+
+func downloadPath(o Options, r Row, totalConnect bool, n int) string {
+	if o.OutFile != "" && n == 1 {
+		return o.OutFile
+	}
+	ext := ".zip"
+	if totalConnect {
+		ext = ".csv"
+	}
+	return filepath.Join(o.OutDir, fmt.Sprintf("stream-%d_job-%d%s", r.StreamID, r.JobID, ext))
+}
+
+// callNos lists the numbers of the item's calls.
+func (it *Item) callNos() []int64 {
+	out := make([]int64, 0, len(it.calls))
+	for _, c := range it.calls {
+		out = append(out, int64(c.No))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedKeys[K ~int64 | ~string, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

@@ -1,0 +1,145 @@
+package action
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/drextract/drextract/datorama"
+)
+
+// What the planner needs to know of the store. The queries name the store's columns
+// (sql/migrations/0001_*.sql) and nothing of how the crawler filled them.
+
+type streamInfo struct {
+	ID          int64
+	WorkspaceID int64
+	Name        string
+	Enabled     bool
+	Deleted     bool
+	DataSource  string
+	MaxJobID    int64 // newest stored job id; 0 when none
+	Jobs        int   // stored, not deleted jobs
+}
+
+func (s *streamInfo) totalConnect() bool { return s.DataSource == "TotalConnect" }
+
+type jobInfo struct {
+	ID       int64
+	StreamID int64
+	Status   string
+	Start    datorama.Date
+	End      datorama.Date
+	Deleted  bool
+}
+
+// lookupStreams returns what the store knows of the given streams; ids it does not know
+// are absent from the map.
+func lookupStreams(ctx context.Context, db *sql.DB, ids []int64) (map[int64]*streamInfo, error) {
+	out := make(map[int64]*streamInfo, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := db.QueryContext(ctx, `
+		WITH wanted AS (SELECT DISTINCT unnest($1::BIGINT[]) AS id),
+		     j AS (SELECT stream_id, max(id) AS max_id, count(*) FILTER (WHERE NOT is_deleted) AS n
+		           FROM jobs WHERE stream_id IN (SELECT id FROM wanted) GROUP BY stream_id)
+		SELECT s.id, s.workspace_id, coalesce(s.name, ''), coalesce(s.enabled, false),
+		       coalesce(s.is_deleted, false), coalesce(s.data_source_name, ''),
+		       coalesce(j.max_id, 0), coalesce(j.n, 0)
+		FROM streams s JOIN wanted w ON w.id = s.id LEFT JOIN j ON j.stream_id = s.id`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("looking up %d streams in the store: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s streamInfo
+		if err := rows.Scan(&s.ID, &s.WorkspaceID, &s.Name, &s.Enabled, &s.Deleted, &s.DataSource, &s.MaxJobID, &s.Jobs); err != nil {
+			return nil, fmt.Errorf("looking up streams: %w", err)
+		}
+		out[s.ID] = &s
+	}
+	return out, rows.Err()
+}
+
+// lookupJobs returns what the store knows of the given jobs.
+func lookupJobs(ctx context.Context, db *sql.DB, ids []int64) (map[int64]*jobInfo, error) {
+	out := make(map[int64]*jobInfo, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := db.QueryContext(ctx, `
+		SELECT j.id, j.stream_id, coalesce(j.status, ''), j.data_start_date, j.data_end_date, coalesce(j.is_deleted, false)
+		FROM jobs j WHERE j.id IN (SELECT unnest($1::BIGINT[]))`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("looking up %d jobs in the store: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var j jobInfo
+		var start, end sql.NullTime
+		if err := rows.Scan(&j.ID, &j.StreamID, &j.Status, &start, &end, &j.Deleted); err != nil {
+			return nil, fmt.Errorf("looking up jobs: %w", err)
+		}
+		if start.Valid {
+			j.Start = datorama.DateOf(start.Time)
+		}
+		if end.Valid {
+			j.End = datorama.DateOf(end.Time)
+		}
+		out[j.ID] = &j
+	}
+	return out, rows.Err()
+}
+
+// recentSend is an earlier item of the same kind sent within the cooldown.
+type recentSend struct {
+	RunID    int64
+	StreamID int64
+	JobID    int64
+	Start    datorama.Date
+	End      datorama.Date
+	At       time.Time
+}
+
+// recentSends returns the items of op that were sent (or may have been: 'sending') at
+// or after since, for the cooldown.
+func recentSends(ctx context.Context, db *sql.DB, op Op, since time.Time) ([]recentSend, error) {
+	rows, err := db.QueryContext(ctx, `
+		SELECT run_id, coalesce(stream_id, 0), coalesce(job_id, 0), start_date, end_date,
+		       coalesce(sent_at, sending_at)
+		FROM action_items
+		WHERE operation = $1 AND status IN ('sent', 'sending')
+		  AND coalesce(sent_at, sending_at) >= $2`, string(op), since)
+	if err != nil {
+		return nil, fmt.Errorf("reading recent %s actions: %w", op, err)
+	}
+	defer rows.Close()
+	var out []recentSend
+	for rows.Next() {
+		var r recentSend
+		var start, end sql.NullTime
+		if err := rows.Scan(&r.RunID, &r.StreamID, &r.JobID, &start, &end, &r.At); err != nil {
+			return nil, fmt.Errorf("reading recent actions: %w", err)
+		}
+		if start.Valid {
+			r.Start = datorama.DateOf(start.Time)
+		}
+		if end.Valid {
+			r.End = datorama.DateOf(end.Time)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// unreconciledCalls counts calls left 'sending' by an earlier run.
+func unreconciledCalls(ctx context.Context, db *sql.DB) (int, error) {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM action_calls WHERE status = 'sending'`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting unreconciled action calls: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/drextract/drextract/action"
+)
+
+func init() { register(newActionsCommand) }
+
+type actionsLogOptions struct {
+	format string
+	run    int64
+	since  time.Duration
+}
+
+func (o *actionsLogOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.format, "format", "csv", "output format: csv or json")
+	f.Int64Var(&o.run, "run", 0, "only this action run")
+	f.DurationVar(&o.since, "since", 0, "only runs started within this long (e.g. 24h; 0: all)")
+}
+
+func newActionsCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "actions",
+		Short: "The audit of bulk actions: runs, the item log, reconciliation, follow-up",
+		Args:  cobra.NoArgs,
+	}
+	var logOpts actionsLogOptions
+	logCmd := &cobra.Command{
+		Use:   "log",
+		Short: "Export the action log: one line per item, with its run, status and outcome",
+		Long: `log writes every action item (one per selection row or CSV line) with its run, what was
+asked, what was sent, the job ids created, why it was skipped or failed, and its outcome
+(succeeded, failed, pending or not_sent; filled in by the crawl after the jobs ran). It
+replaces the old client's job_log and update_log CSV files.
+
+Exit codes: 0 ok, 1 failure, 2 usage.`,
+		Example: `  drextract actions log --format csv > actions.csv
+  drextract actions log --run 12 --format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runActionsLog(cmd.Context(), cmd, logOpts, g, args)
+		},
+	}
+	logOpts.AddFlags(logCmd.Flags())
+
+	var limit int
+	runsCmd := &cobra.Command{
+		Use:   "runs",
+		Short: "List the latest action runs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runActionsRuns(cmd.Context(), cmd, limit, g, args)
+		},
+	}
+	runsCmd.Flags().IntVar(&limit, "limit", 20, "how many runs")
+
+	reconcileCmd := &cobra.Command{
+		Use:   "reconcile",
+		Short: "Settle calls an interrupted run left in doubt, by asking the API",
+		Long: `reconcile looks up, at the API, every action call that was being sent when a run was
+interrupted (status 'sending'): for reruns and processing it reads the streams' jobs (a job
+created after the send for the same days means it was sent), for renames and patches the
+stream itself. Nothing is ever resent. act does this by itself before sending anything.
+
+Exit codes: 0 ok, 1 failure (some call is still in doubt), 2 usage.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runActionsReconcile(cmd.Context(), cmd, g, args)
+		},
+	}
+	followCmd := &cobra.Command{
+		Use:   "follow-up",
+		Short: "Fill in action outcomes from what the store holds now (extract does it after each crawl)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runActionsFollowUp(cmd.Context(), cmd, g, args)
+		},
+	}
+	cmd.AddCommand(logCmd, runsCmd, reconcileCmd, followCmd)
+	return cmd
+}
+
+func runActionsLog(ctx context.Context, cmd *cobra.Command, opts actionsLogOptions, g *globalOptions, _ []string) error {
+	if opts.format != "csv" && opts.format != "json" {
+		return withExit(ExitUsage, fmt.Errorf("--format %q: want csv or json", opts.format))
+	}
+	w, err := loadWiring(cmd, g)
+	if err != nil {
+		return err
+	}
+	st, err := w.openStoreReadOnly(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	f := action.LogFilter{RunID: opts.run}
+	if opts.since > 0 {
+		f.Since = w.clock.Now().Add(-opts.since)
+	}
+	_, err = action.WriteLog(ctx, st.DB(), g.stdout, opts.format, f)
+	return err
+}
+
+func runActionsRuns(ctx context.Context, cmd *cobra.Command, limit int, g *globalOptions, _ []string) error {
+	w, err := loadWiring(cmd, g)
+	if err != nil {
+		return err
+	}
+	st, err := w.openStoreReadOnly(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	runs, err := action.Runs(ctx, st.DB(), limit)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tSTARTED\tSELECTION\tACTION\tBY\tSTATUS\tITEMS\tSENT\tFAILED\tSKIPPED\tCALLS")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Started.UTC().Format(time.RFC3339),
+			r.Selection, r.Operation, r.By, r.Status, r.Items, r.Sent, r.Failed, r.Skipped, r.Calls)
+	}
+	return tw.Flush()
+}
+
+func runActionsReconcile(ctx context.Context, cmd *cobra.Command, g *globalOptions, _ []string) error {
+	w, err := loadWiring(cmd, g)
+	if err != nil {
+		return err
+	}
+	tokens, err := w.tokens()
+	if err != nil {
+		return err
+	}
+	client, err := w.client(w.pool(tokens), nil)
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := w.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := closeStore(); cerr != nil {
+			w.log.Warn("closing the store", "error", cerr)
+		}
+	}()
+	eng := &action.Engine{DB: store.DB(), Client: client, Clock: w.clock, Logger: w.log}
+	notes, err := eng.Reconcile(ctx)
+	for _, n := range notes {
+		fmt.Fprintln(g.stdout, n)
+	}
+	if err != nil {
+		return err
+	}
+	if len(notes) == 0 {
+		fmt.Fprintln(g.stdout, "nothing to reconcile")
+	}
+	return nil
+}
+
+func runActionsFollowUp(ctx context.Context, cmd *cobra.Command, g *globalOptions, _ []string) error {
+	w, err := loadWiring(cmd, g)
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := w.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := closeStore(); cerr != nil {
+			w.log.Warn("closing the store", "error", cerr)
+		}
+	}()
+	st, err := action.FollowUp(ctx, store.DB())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "outcomes: %d succeeded, %d failed, %d pending, %d not sent\n", st.Succeeded, st.Failed, st.Pending, st.NotSent)
+	return nil
+}

@@ -1,0 +1,435 @@
+package cli
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/drextract/drextract/action"
+	"github.com/drextract/drextract/clock"
+	"github.com/drextract/drextract/datorama"
+	"github.com/drextract/drextract/extract"
+	"github.com/drextract/drextract/load"
+	"github.com/drextract/drextract/ratelimit"
+	"github.com/drextract/drextract/sim"
+)
+
+func init() { register(newDemoCommand) }
+
+// demoMarker marks a folder as the demo's own, so a later demo may clear and reuse it.
+const demoMarker = ".drextract-demo"
+
+// demoDefaultDir is where the demo writes unless --dir says otherwise.
+const demoDefaultDir = "drextract-demo"
+
+// demoStart is the simulated "now" the demo starts at: fixed, so every demo prints the
+// same account and the same numbers.
+var demoStart = time.Date(2026, 6, 15, 8, 0, 0, 0, time.UTC)
+
+// demoTimeout bounds the whole demo.
+const demoTimeout = 5 * time.Minute
+
+type demoOptions struct {
+	dir  string
+	seed int64
+}
+
+func (o *demoOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.dir, "dir", "", "folder to write the demo's store into (default ./"+demoDefaultDir+", or a fresh temporary folder if that exists)")
+	f.Int64Var(&o.seed, "seed", 42, "simulator seed")
+}
+
+func newDemoCommand(g *globalOptions) *cobra.Command {
+	var opts demoOptions
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Crawl a simulated Datorama account end to end and show what drextract stores",
+		Long: `demo starts the API simulator in-process (seed 42, on 127.0.0.1) and, on simulated time:
+  1. crawls the whole account into a DuckDB store,
+  2. lets six hours pass (streams run, some fail) and crawls again incrementally,
+  3. plans the built-in selection failed-jobs-24h as a dry run, then reruns those jobs,
+  4. exports Parquet and publishes serving.duckdb,
+and prints a summary with a few SQL results. It needs no token and no network, and
+writes only under the folder it names (--dir; it refuses a non-empty folder that is not
+an earlier demo's).
+
+Exit codes: 0 ok, 1 failure, 2 usage (e.g. --dir not empty).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runDemo(cmd.Context(), opts, g, args) },
+	}
+	opts.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func runDemo(ctx context.Context, opts demoOptions, g *globalOptions, _ []string) error {
+	began := time.Now()
+	// The demo takes seconds; if a step ever hangs, fail instead of leaving a newcomer
+	// staring at a silent terminal.
+	ctx, cancel := context.WithTimeout(ctx, demoTimeout)
+	defer cancel()
+	dir, err := demoDir(opts.dir)
+	if err != nil {
+		return err
+	}
+	out := g.stdout
+	fmt.Fprintf(out, "drextract demo: a simulated account (seed %d), written under %s\n\n", opts.seed, dir)
+
+	level := slog.LevelWarn
+	if strings.EqualFold(g.logLevel, "debug") {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+
+	// Everything runs on one virtual clock: the simulator's jobs, the rate budget and the
+	// crawler. It jumps ahead whenever all of them wait, so simulated hours take
+	// milliseconds.
+	mc := clock.NewManual(demoStart)
+	stopClock := mc.AutoAdvance(3 * time.Millisecond)
+	defer stopClock()
+
+	const generous = 1_000_000 // the demo shows the pipeline, not the pacing
+	s := sim.New(sim.Options{
+		Seed: opts.seed, Workspaces: 3, Streams: 60, JobsPerStream: 40, Clock: mc,
+		PlatformLimit: generous, QueryLimit: generous, DailyQuota: 10 * generous,
+	})
+	baseURL, stopSim, err := serveDemoSim(s)
+	if err != nil {
+		return err
+	}
+	defer stopSim()
+
+	dataDir := filepath.Join(dir, "data")
+	unlock, err := load.LockDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	store, err := load.Open(ctx, filepath.Join(dataDir, load.LiveFile), load.Options{Clock: mc, Logger: log})
+	if err != nil {
+		return fmt.Errorf("opening the demo store: %w", err)
+	}
+	defer store.Close()
+
+	pool := ratelimit.NewPool(s.Tokens()[:1], ratelimit.Config{
+		PlatformLimit: generous, QueryLimit: generous, DailyQuota: 10 * generous, Reserve: -1,
+		Clock: mc, StateDir: ratelimit.StateDirIn(dataDir), Logger: log,
+	})
+	newClient := func(obs datorama.Observer) (*datorama.Client, error) {
+		opts := []datorama.Option{datorama.WithGate(pool), datorama.WithClock(mc), datorama.WithLogger(log),
+			datorama.WithUserAgent("drextract-demo/" + Version)}
+		if obs != nil {
+			opts = append(opts, datorama.WithObserver(obs))
+		}
+		return datorama.New(baseURL, "", opts...)
+	}
+	crawl := func(step, title string, full bool) (extract.Result, error) {
+		t := time.Now()
+		audit := extract.NewAudit()
+		client, err := newClient(audit)
+		if err != nil {
+			return extract.Result{}, err
+		}
+		cr := &extract.Crawler{Client: client, Sink: store, Audit: audit, Pool: pool}
+		res, err := cr.Run(ctx, extract.Options{Full: full, Schedule: "demo", Clock: mc, Logger: log})
+		if err == nil && res.Err != nil {
+			err = res.Err
+		}
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", strings.ToLower(title), err)
+		}
+		if res.Status != load.RunOK {
+			return res, fmt.Errorf("%s ended %s (incomplete: %s)", strings.ToLower(title), res.Status, strings.Join(res.Incomplete, "; "))
+		}
+		fmt.Fprintf(out, "%s %s: %d API calls, %s (run %d, %s)\n", step, title, res.Calls, rowsText(res.Rows), res.RunID, time.Since(t).Round(time.Millisecond))
+		return res, nil
+	}
+
+	// 1. Full crawl.
+	full, err := crawl("1.", "Full crawl", true)
+	if err != nil {
+		return err
+	}
+
+	// 2. Six simulated hours later, a tenth of the streams ran (some fail): incremental.
+	var ran []int64
+	_, ids, err := sqlRows(ctx, store.DB(), "SELECT id FROM streams WHERE enabled AND NOT is_deleted ORDER BY id")
+	if err != nil {
+		return fmt.Errorf("choosing streams to run: %w", err)
+	}
+	for i, r := range ids {
+		if id, ok := r[0].(int64); ok && i%10 == 3 {
+			ran = append(ran, id)
+		}
+	}
+	s.Advance(5 * time.Hour)
+	s.RunStreams(ran)
+	s.Advance(time.Hour)
+	fmt.Fprintf(out, "   … 6 simulated hours pass; %d streams run again\n", len(ran))
+	incr, err := crawl("2.", "Incremental crawl", false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   (%.0f%% of the full crawl's calls)\n", 100*float64(incr.Calls)/float64(max(full.Calls, 1)))
+
+	// 3. failed-jobs-24h: the plan (dry run), then for real.
+	cat, err := action.LoadCatalog("")
+	if err != nil {
+		return fmt.Errorf("loading the built-in selections: %w", err)
+	}
+	sel, err := cat.Get("failed-jobs-24h")
+	if err != nil {
+		return err
+	}
+	client, err := newClient(nil)
+	if err != nil {
+		return err
+	}
+	eng := &action.Engine{DB: store.DB(), Client: client, Clock: mc, Logger: log, Budget: func() action.BudgetView {
+		return action.BudgetViewOf(pool.Status()[0])
+	}}
+	plan, err := eng.Prepare(ctx, action.Request{Selection: sel, Source: action.Source{Kind: "selection", Name: sel.Name}, StartedBy: "cli:demo"})
+	if err != nil {
+		return fmt.Errorf("planning failed-jobs-24h: %w", err)
+	}
+	fmt.Fprintf(out, "3. Selection failed-jobs-24h (dry run): %d failed jobs to rerun in %d API calls; nothing sent\n", plan.Planned(), len(plan.Calls))
+	rep, err := runSelection(ctx, eng, sel, nil, action.Options{}, "cli:demo", false, io.Discard)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   … for real (--yes): %d reruns sent in %d calls, status %s (action run %d)\n", rep.Sent, rep.CallsSent, rep.Status, rep.RunID)
+
+	// The reruns finish; a crawl picks up their outcomes.
+	s.Advance(time.Hour)
+	if _, err := crawl("   …", "Follow-up crawl", false); err != nil {
+		return err
+	}
+	fu, err := action.FollowUp(ctx, store.DB())
+	if err != nil {
+		return fmt.Errorf("following up the reruns: %w", err)
+	}
+	fmt.Fprintf(out, "   outcomes of the reruns: %d succeeded, %d failed again, %d still pending\n", fu.Succeeded, fu.Failed, fu.Pending)
+
+	// 4. Export.
+	t := time.Now()
+	st, err := store.Export(ctx, filepath.Join(dataDir, load.ParquetDir))
+	if err != nil {
+		return fmt.Errorf("exporting Parquet: %w", err)
+	}
+	serving := filepath.Join(dataDir, load.ServingFile)
+	if err := store.Publish(ctx, serving); err != nil {
+		return fmt.Errorf("publishing %s: %w", serving, err)
+	}
+	fmt.Fprintf(out, "4. Export: %d tables, %d rows to %s; BI copy %s (%s)\n\n", st.Tables(), st.TotalRows(),
+		filepath.Join(dataDir, load.ParquetDir), serving, time.Since(t).Round(time.Millisecond))
+	if err := store.Close(); err != nil {
+		return fmt.Errorf("closing the demo store: %w", err)
+	}
+
+	// 5. A few questions, asked of the serving copy as a BI tool would.
+	ro, err := load.OpenReadOnly(ctx, serving)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", serving, err)
+	}
+	defer ro.Close()
+	for _, q := range demoQueries {
+		fmt.Fprintf(out, "%s\n", q.title)
+		cols, rows, err := sqlRows(ctx, ro.DB(), q.sql)
+		if err != nil {
+			return fmt.Errorf("%s: %w", q.title, err)
+		}
+		printTable(out, cols, rows)
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintf(out, "Done in %s (simulated time: %s → %s).\n", time.Since(began).Round(100*time.Millisecond),
+		demoStart.Format("2006-01-02 15:04"), mc.Now().UTC().Format("2006-01-02 15:04"))
+	fmt.Fprintf(out, "Try: drextract query --data-dir %s \"SELECT status, count(*) FROM jobs GROUP BY ALL\"\n", dataDir)
+	fmt.Fprintf(out, "     duckdb %s    (or point DBeaver, Python or Polars at it)\n", serving)
+	return nil
+}
+
+var demoQueries = []struct{ title, sql string }{
+	{"Jobs by status:", `SELECT status, count(*) AS jobs FROM jobs WHERE NOT is_deleted GROUP BY status ORDER BY jobs DESC, status`},
+	{"Top failing streams:", `SELECT s.id AS stream_id, s.name, s.data_source_name AS source, count(*) AS failed_jobs
+FROM jobs j JOIN streams s ON s.id = j.stream_id
+WHERE j.status = 'FAILURE' AND NOT j.is_deleted
+GROUP BY ALL ORDER BY failed_jobs DESC, stream_id LIMIT 5`},
+	{"Runs recorded:", `SELECT id, kind, status, calls FROM runs ORDER BY id`},
+}
+
+// demoDir picks and prepares the folder the demo writes into. An explicit folder must be
+// absent, empty or an earlier demo's (then cleared); the default is ./drextract-demo,
+// or a fresh temporary folder if that is taken by something else.
+func demoDir(dir string) (string, error) {
+	if dir == "" {
+		switch ok, err := usableDemoDir(demoDefaultDir); {
+		case err != nil:
+			return "", err
+		case ok:
+			dir = demoDefaultDir
+		default:
+			tmp, err := os.MkdirTemp("", "drextract-demo-")
+			if err != nil {
+				return "", fmt.Errorf("creating a demo folder: %w", err)
+			}
+			dir = tmp
+		}
+	} else if ok, err := usableDemoDir(dir); err != nil {
+		return "", err
+	} else if !ok {
+		return "", withExit(ExitUsage, fmt.Errorf("refusing to write into %s: it is not empty and not an earlier demo's folder; pass an empty or new --dir", dir))
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if err := clearDemoDir(abs); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return "", fmt.Errorf("creating %s: %w", abs, err)
+	}
+	if err := os.WriteFile(filepath.Join(abs, demoMarker), []byte("written by drextract demo; safe to delete\n"), 0o644); err != nil {
+		return "", fmt.Errorf("marking %s: %w", abs, err)
+	}
+	return abs, nil
+}
+
+// usableDemoDir reports whether dir is absent, empty, or an earlier demo's.
+func usableDemoDir(dir string) (bool, error) {
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("reading %s: %w", dir, err)
+	case len(ents) == 0:
+		return true, nil
+	}
+	_, err = os.Stat(filepath.Join(dir, demoMarker))
+	return err == nil, nil
+}
+
+// clearDemoDir removes an earlier demo's files (only if the marker says it is one).
+func clearDemoDir(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, demoMarker)); err != nil {
+		return nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", dir, err)
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("clearing the earlier demo in %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// serveDemoSim serves the simulator on a loopback port under a base path, as the real
+// API is served under its host.
+func serveDemoSim(s *sim.Sim) (baseURL string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("starting the simulator: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/demo-api/", http.StripPrefix("/demo-api", s))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String() + "/demo-api", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
+
+// rowsText summarises rows per table, biggest tables first.
+func rowsText(rows map[string]int) string {
+	order := []string{load.Jobs, load.Streams, load.Workspaces, load.Mappings}
+	var parts []string
+	seen := map[string]bool{}
+	for _, t := range order {
+		if n := rows[t]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, t))
+		}
+		seen[t] = true
+	}
+	other := 0
+	for t, n := range rows {
+		if !seen[t] {
+			other += n
+		}
+	}
+	if other > 0 {
+		parts = append(parts, fmt.Sprintf("%d metadata rows", other))
+	}
+	if len(parts) == 0 {
+		return "no rows changed"
+	}
+	return strings.Join(parts, ", ") + " written"
+}
+
+// sqlRows runs one of drextract's own fixed queries. (User SQL goes through load.Query,
+// which first proves it read-only.)
+func sqlRows(ctx context.Context, db *sql.DB, q string) (cols []string, rows [][]any, err error) {
+	rs, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rs.Close()
+	if cols, err = rs.Columns(); err != nil {
+		return nil, nil, err
+	}
+	for rs.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rs.Scan(ptrs...); err != nil {
+			return nil, nil, err
+		}
+		rows = append(rows, vals)
+	}
+	return cols, rows, rs.Err()
+}
+
+// printTable prints query results as an aligned text table.
+func printTable(w io.Writer, cols []string, rows [][]any) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  "+strings.Join(cols, "\t"))
+	for _, r := range rows {
+		cells := make([]string, len(r))
+		for i, v := range r {
+			cells[i] = cellText(v)
+		}
+		fmt.Fprintln(tw, "  "+strings.Join(cells, "\t"))
+	}
+	tw.Flush()
+}
+
+func cellText(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "NULL"
+	case time.Time:
+		return x.UTC().Format("2006-01-02 15:04")
+	case []byte:
+		return string(x)
+	}
+	return fmt.Sprint(v)
+}

@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drextract/drextract/clock"
+	"github.com/drextract/drextract/load"
+	"github.com/drextract/drextract/sim"
+)
+
+// extractEnv is a simulator over HTTP under /base and a data directory, with the token
+// in DATORAMA_TOKEN, for driving the real commands in-process.
+type extractEnv struct {
+	t       *testing.T
+	sim     *sim.Sim
+	base    string
+	dataDir string
+	token   string
+	fail    func(r *http.Request) bool
+}
+
+func newExtractEnv(t *testing.T, o sim.Options) *extractEnv {
+	t.Helper()
+	clk := clock.NewManual(time.Date(2026, 3, 2, 23, 50, 0, 0, time.UTC))
+	t.Cleanup(clk.AutoAdvance(2 * time.Millisecond))
+	wireHooks.clock = clk
+	t.Cleanup(func() { wireHooks.clock = nil })
+	o.Clock = clk
+	if o.PlatformLimit == 0 {
+		o.PlatformLimit = 1 << 30
+	}
+	if o.DailyQuota == 0 {
+		o.DailyQuota = 1 << 30
+	}
+	e := &extractEnv{t: t, sim: sim.New(o), dataDir: filepath.Join(t.TempDir(), "data")}
+	srv := httptest.NewServer(http.StripPrefix("/base", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.fail != nil && e.fail(r) {
+			http.Error(w, `{"errors":["injected"]}`, http.StatusInternalServerError)
+			return
+		}
+		e.sim.ServeHTTP(w, r)
+	})))
+	t.Cleanup(srv.Close)
+	e.base = srv.URL + "/base"
+	e.token = e.sim.Tokens()[0]
+	t.Setenv("DATORAMA_TOKEN", e.token)
+	t.Setenv("DATORAMA_TOKEN_2", "")
+	t.Setenv("DATORAMA_BASE_URL", "")
+	return e
+}
+
+// run runs drextract with the env's base URL and data directory.
+func (e *extractEnv) run(args ...string) (code int, stdout, stderr string) {
+	e.t.Helper()
+	var out, errOut bytes.Buffer
+	// No --config: ./schedules.yaml does not exist here, so the defaults (the
+	// environment) apply.
+	args = append([]string{"--base-url", e.base, "--data-dir", e.dataDir}, args...)
+	code = DoContext(context.Background(), args, strings.NewReader(""), &out, &errOut)
+	if strings.Contains(out.String()+errOut.String(), e.token) {
+		e.t.Errorf("drextract %v printed the token", args)
+	}
+	return code, out.String(), errOut.String()
+}
+
+func TestExtractAndPlanCommands(t *testing.T) {
+	e := newExtractEnv(t, sim.Options{Seed: 3, Workspaces: 2, Streams: 20, JobsPerStream: 15})
+
+	code, stdout, stderr := e.run("plan")
+	if code != ExitOK || !strings.Contains(stdout, "nothing crawled yet") {
+		t.Errorf("plan before any crawl: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = e.run("extract", "--log-level", "debug")
+	if code != ExitOK || !strings.Contains(stdout, "run 1: ok") {
+		t.Fatalf("extract: exit %d\nstdout: %s\nstderr: %.2000s", code, stdout, stderr)
+	}
+	// The serving copy was published and answers queries.
+	srv, err := load.OpenReadOnly(context.Background(), filepath.Join(e.dataDir, load.ServingFile))
+	if err != nil {
+		t.Fatalf("serving copy: %v", err)
+	}
+	var jobs int
+	if err := srv.DB().QueryRow("SELECT count(*) FROM jobs").Scan(&jobs); err != nil || jobs == 0 {
+		t.Errorf("serving copy has %d jobs (%v)", jobs, err)
+	}
+	srv.Close()
+
+	before := e.sim.Calls().Total
+	code, plan, stderr := e.run("plan")
+	if code != ExitOK || !strings.Contains(plan, "total") || !strings.Contains(plan, "quota: fits") {
+		t.Errorf("plan: exit %d\n%s%s", code, plan, stderr)
+	}
+	code, dry, _ := e.run("extract", "--dry-run")
+	if code != ExitOK || dry != plan {
+		t.Errorf("extract --dry-run (exit %d) differs from plan:\n%s\nvs\n%s", code, dry, plan)
+	}
+	if got := e.sim.Calls().Total - before; got != 0 {
+		t.Errorf("plan and --dry-run made %d API calls", got)
+	}
+
+	code, _, stderr = e.run("extract", "--entities", "jobs,bogus")
+	if code != ExitUsage || !strings.Contains(stderr, `unknown entity "bogus"`) {
+		t.Errorf("bad --entities: exit %d, stderr %s", code, stderr)
+	}
+	t.Setenv("DATORAMA_TOKEN", "")
+	code, _, stderr = e.run("extract")
+	if code != ExitUsage || !strings.Contains(stderr, "no API token") && !strings.Contains(stderr, "DATORAMA_TOKEN") {
+		t.Errorf("no token: exit %d, stderr %s", code, stderr)
+	}
+}
+
+func TestExtractExitCodes(t *testing.T) {
+	t.Run("partial", func(t *testing.T) {
+		e := newExtractEnv(t, sim.Options{Seed: 4, Workspaces: 2, Streams: 10, JobsPerStream: 5})
+		var ws int64
+		e.sim.Mutate(func(st *sim.State) { ws = st.WorkspaceIDs()[1] })
+		path := "/v1/workspaces/" + strconv.FormatInt(ws, 10) + "/data-streams"
+		e.fail = func(r *http.Request) bool { return r.URL.Path == path }
+		code, stdout, stderr := e.run("extract")
+		want := "streams of workspace " + strconv.FormatInt(ws, 10)
+		if code != ExitPartial || !strings.Contains(stderr, want) || !strings.Contains(stdout, "incomplete: "+want) {
+			t.Errorf("exit %d, want %d naming %q\nstdout: %s\nstderr: %.1500s", code, ExitPartial, want, stdout, stderr)
+		}
+	})
+	t.Run("quota exhausted", func(t *testing.T) {
+		e := newExtractEnv(t, sim.Options{Seed: 5, Workspaces: 2, Streams: 30, JobsPerStream: 5, DailyQuota: 40})
+		code, _, stderr := e.run("extract")
+		want := "quota exhausted, resets at 2026-03-03T00:00:00Z"
+		if code != ExitQuotaExhausted || !strings.Contains(stderr, want) {
+			t.Errorf("exit %d, want %d with %q; stderr:\n%.1500s", code, ExitQuotaExhausted, want, stderr)
+		}
+	})
+}

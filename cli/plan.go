@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drextract/drextract/extract"
+)
+
+func init() { register(newPlanCommand) }
+
+func newPlanCommand(g *globalOptions) *cobra.Command {
+	var opts extractOptions
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Print what the next extract would cost, per entity, against today's quota",
+		Long: `plan (the same as extract --dry-run) prints, per entity, how many API calls the next
+extract with the same flags needs for certain and at most (if every stream ran since the
+last crawl), and how that compares with the daily quota the tokens have left today. It
+works from the store's checkpoints and the shared rate-budget state only: it makes no API
+call and does not take the data directory's lock.
+
+Exit codes: 0 ok, 1 failure, 2 usage.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPlan(cmd.Context(), cmd, opts, g, args)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.full, "full", false, "plan a full re-read")
+	f.StringSliceVar(&opts.entities, "entities", nil, "plan only these entities (comma-separated)")
+	return cmd
+}
+
+func runPlan(ctx context.Context, cmd *cobra.Command, opts extractOptions, g *globalOptions, _ []string) error {
+	w, err := loadWiring(cmd, g)
+	if err != nil {
+		return err
+	}
+	copts, err := opts.crawl(w, nil)
+	if err != nil {
+		return err
+	}
+	cr := &extract.Crawler{}
+	// Without tokens the quota is unknown, but the calls still can be counted.
+	if tokens, err := w.tokens(); err == nil {
+		pool := w.pool(tokens)
+		cr.Pool, cr.Quota = pool, quota(pool)
+	}
+	if _, err := os.Stat(w.cfg.Store.DuckDBPath()); err == nil {
+		store, err := w.openStoreReadOnly(ctx)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		cr.Sink = store
+	}
+	p, err := cr.Plan(ctx, copts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "next %s:\n", map[bool]string{true: "full extract", false: "extract"}[opts.full])
+	return p.Write(g.stdout)
+}

@@ -1,0 +1,380 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// CurrentVersion is the only schedules.yaml version this build reads.
+const CurrentVersion = 1
+
+// DefaultBaseURL is the documented API host (facts file §2, region us1).
+const DefaultBaseURL = "https://api.datorama.com"
+
+// Environment variables read when the file does not say otherwise.
+const (
+	EnvToken   = "DATORAMA_TOKEN"    // the default token source; DATORAMA_TOKEN_2, _3, … add more
+	EnvBaseURL = "DATORAMA_BASE_URL" // the base URL when the file names neither base_url nor region
+)
+
+// Regions maps api.region to its API host (facts file §2).
+var Regions = map[string]string{
+	"us1": "https://api.datorama.com",
+	"us2": "https://api-us2.datorama.com",
+	"eu":  "https://api-eu.datorama.com",
+	"eu2": "https://api-eu2.datorama.com",
+}
+
+// Entities are the extract entities a schedule may name, in crawl order.
+var Entities = []string{
+	"workspaces", "streams", "jobs", "mappings", "dimensions", "measurements",
+	"harmonized_dimensions", "patterns", "calculated_measurements",
+}
+
+// DatePresets are the named report date ranges (date_range: {preset: …}). The report
+// package resolves them to fixed dates with its clock; only THIS_MONTH is confirmed as an
+// API preset (facts file §10), so none is sent to the API as-is.
+var DatePresets = []string{
+	"TODAY", "YESTERDAY", "THIS_WEEK", "LAST_WEEK", "THIS_MONTH", "LAST_MONTH", "THIS_YEAR", "LAST_YEAR",
+}
+
+// Concurrency policies: what a schedule does when it fires while another run writes.
+const (
+	ConcurrencyQueue = "queue" // wait for the running writer, then run (the default)
+	ConcurrencySkip  = "skip"  // skip this firing
+)
+
+// Report write modes.
+const (
+	ModeReplace = "replace" // replace the rows of the covered date range (the default)
+	ModeAppend  = "append"  // append a snapshot
+)
+
+// Config is a whole schedules.yaml. After Load (or Default) every default is filled in:
+// API.BaseURL, the Store paths, the Budget and each schedule's Concurrency are never empty.
+// The yaml tags are the schema: the strict decoder accepts exactly these keys.
+type Config struct {
+	Version       int         `yaml:"version"`
+	API           API         `yaml:"api"`
+	Store         Store       `yaml:"store"`
+	Budget        Budget      `yaml:"budget"`
+	SelectionsDir string      `yaml:"selections_dir"` // user selections, NAME.sql; may not exist
+	Reports       []Report    `yaml:"reports"`
+	Schedules     []*Schedule `yaml:"schedules"`
+
+	// Path is the file the configuration came from; "" for Default.
+	Path string `yaml:"-"`
+	// Warnings are what Load or Validate found worth fixing but not fatal (a token file
+	// readable by others). The caller logs them.
+	Warnings []Warning `yaml:"-"`
+
+	lines      map[string]int // key path → line, from the YAML syntax tree
+	defaultAPI bool           // api.tokens was absent: tokens come from DATORAMA_TOKEN[_N]
+}
+
+// API says where the API is and where the tokens are read from.
+type API struct {
+	// BaseURL is the API root without /v1. In the file base_url wins over region; with
+	// neither, DATORAMA_BASE_URL or DefaultBaseURL.
+	BaseURL string `yaml:"base_url"`
+	Region  string `yaml:"region"` // us1, us2, eu, eu2
+	Sandbox bool   `yaml:"sandbox"`
+	// Tokens lists where tokens are read from, never a token. Absent: DATORAMA_TOKEN and
+	// then DATORAMA_TOKEN_2, _3, … while they are set.
+	Tokens []TokenSource `yaml:"tokens"`
+}
+
+// TokenSource names one place a token is read from: exactly one of Env and File.
+type TokenSource struct {
+	Env  string `yaml:"env"`
+	File string `yaml:"file"` // after Load, resolved against the file's directory
+}
+
+// String is "env:NAME" or "file:PATH", the Source of the Token it yields.
+func (s TokenSource) String() string {
+	if s.Env != "" {
+		return "env:" + s.Env
+	}
+	return "file:" + s.File
+}
+
+// Store names the files of the DuckDB store. DuckDB, Serving and Parquet are relative to
+// DataDir unless absolute; use the Path methods, which also follow a --data-dir override
+// assigned to DataDir.
+type Store struct {
+	DataDir string `yaml:"data_dir"`
+	DuckDB  string `yaml:"duckdb"`
+	Serving string `yaml:"serving"`
+	Parquet string `yaml:"parquet"`
+}
+
+// DuckDBPath is the store's DuckDB file.
+func (s Store) DuckDBPath() string { return s.under(s.DuckDB) }
+
+// ServingPath is the read-only copy published for BI tools.
+func (s Store) ServingPath() string { return s.under(s.Serving) }
+
+// ParquetDir is the Parquet export folder.
+func (s Store) ParquetDir() string { return s.under(s.Parquet) }
+
+func (s Store) under(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(s.DataDir, p)
+}
+
+// Budget is how much of the API scheduled work may use.
+type Budget struct {
+	// Reserve is the share of the daily quota scheduled crawls may not use, in [0, 1);
+	// interactive commands may. Default 0.10.
+	Reserve float64 `yaml:"reserve"`
+	// The limits are used until response headers say otherwise. Defaults 60, 200, 20000.
+	PlatformLimit int `yaml:"platform_limit"`
+	QueryLimit    int `yaml:"query_limit"`
+	DailyQuota    int `yaml:"daily_quota"`
+}
+
+// Report is one Query API report definition (issue 8).
+type Report struct {
+	Name      string    `yaml:"name"`
+	Workspace int64     `yaml:"workspace"`
+	DateRange DateRange `yaml:"date_range"`
+	// Timezone is "UTC" or an IANA zone name; "" means the workspace's own zone.
+	Timezone     string   `yaml:"timezone"`
+	Dimensions   []string `yaml:"dimensions"`
+	Measurements []string `yaml:"measurements"`
+	// Filters are Query API filter objects, passed through unchecked.
+	Filters []map[string]any `yaml:"filters"`
+	Sort    *Sort            `yaml:"sort"`
+	Top     int              `yaml:"top"`   // 0: no top-N
+	Table   string           `yaml:"table"` // report_[a-z0-9_]+
+	Mode    string           `yaml:"mode"`  // ModeReplace (default) or ModeAppend
+}
+
+// Sort orders a report's rows.
+type Sort struct {
+	By    string `yaml:"by"`
+	Order string `yaml:"order"` // ASC or DESC (default DESC)
+}
+
+// DateRange is exactly one of: LastDays; From and To (inclusive, yyyy-mm-dd); Preset (one
+// of DatePresets).
+type DateRange struct {
+	LastDays int    `yaml:"last_days"`
+	From     string `yaml:"from"`
+	To       string `yaml:"to"`
+	Preset   string `yaml:"preset"`
+}
+
+// Fixed returns the dates of a from/to range, as midnight UTC; ok is false for relative
+// ranges. Validation guarantees they parse and from <= to.
+func (d DateRange) Fixed() (from, to time.Time, ok bool) {
+	if d.From == "" {
+		return time.Time{}, time.Time{}, false
+	}
+	f, err1 := time.Parse(time.DateOnly, d.From)
+	t, err2 := time.Parse(time.DateOnly, d.To)
+	if err1 != nil || err2 != nil {
+		return time.Time{}, time.Time{}, false
+	}
+	return f, t, true
+}
+
+// Schedule is one entry of schedules: when it fires and exactly one thing it runs.
+type Schedule struct {
+	Name string `yaml:"name"`
+	// Cron is 5 fields (or @hourly, @daily, …) with an optional "TZ=Zone " or
+	// "CRON_TZ=Zone " prefix. Without one, times are read in the zone of the time given to
+	// Next (the machine's local zone with the real clock).
+	Cron        string `yaml:"cron"`
+	Concurrency string `yaml:"concurrency"` // ConcurrencyQueue (default) or ConcurrencySkip
+	MaxCalls    int    `yaml:"max_calls"`   // per-run API call cap; 0: none
+
+	Extract *Extract   `yaml:"extract"`
+	Action  *Action    `yaml:"action"`
+	Export  *Export    `yaml:"export"`
+	Report  *ReportRef `yaml:"report"`
+
+	spec cron.Schedule // parsed once by Load/Validate
+}
+
+// Next returns the first fire time strictly after after, or the zero time if the
+// schedule never fires again (or its cron expression is invalid). It is safe for
+// concurrent use. A Schedule built in code rather than loaded parses Cron on each call.
+func (s *Schedule) Next(after time.Time) time.Time {
+	spec := s.spec
+	if spec == nil {
+		var err error
+		if spec, _, err = parseCron(s.Cron); err != nil {
+			return time.Time{}
+		}
+	}
+	return spec.Next(after)
+}
+
+// Kind names what the schedule runs: "extract", "action", "export", "report", or "" when
+// it names none (which validation refuses).
+func (s *Schedule) Kind() string {
+	switch {
+	case s.Extract != nil:
+		return "extract"
+	case s.Action != nil:
+		return "action"
+	case s.Export != nil:
+		return "export"
+	case s.Report != nil:
+		return "report"
+	}
+	return ""
+}
+
+// Extract runs a crawl.
+type Extract struct {
+	// Entities to crawl, from Entities; absent means all of them.
+	Entities []string `yaml:"entities"`
+	Full     bool     `yaml:"full"` // refetch everything instead of an incremental crawl
+}
+
+// EntitiesOrAll returns Entities, or every entity when none are named.
+func (e *Extract) EntitiesOrAll() []string {
+	if len(e.Entities) == 0 {
+		return slices.Clone(Entities)
+	}
+	return e.Entities
+}
+
+// Action runs a selection and sends its action, with guard rails.
+type Action struct {
+	Selection string            `yaml:"selection"` // a built-in or selections_dir/NAME.sql
+	Params    map[string]string `yaml:"params"`
+	Yes       bool              `yaml:"yes"`       // false: plan only (a dry run), send nothing
+	MaxCalls  int               `yaml:"max_calls"` // 0: the action package's default
+	MaxRows   int               `yaml:"max_rows"`  // 0: the selection's own max_rows
+}
+
+// Export writes the Parquet folder and publishes the serving copy. It has no options yet.
+type Export struct{}
+
+// ReportRef runs the report definition of that name from reports.
+type ReportRef struct {
+	Name string `yaml:"name"`
+}
+
+// Report returns the report definition called name.
+func (c *Config) Report(name string) (*Report, bool) {
+	for i := range c.Reports {
+		if c.Reports[i].Name == name {
+			return &c.Reports[i], true
+		}
+	}
+	return nil, false
+}
+
+// Schedule returns the schedule called name.
+func (c *Config) Schedule(name string) (*Schedule, bool) {
+	for _, s := range c.Schedules {
+		if s != nil && s.Name == name {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// Default is the configuration used when there is no schedules.yaml: tokens from
+// DATORAMA_TOKEN (and DATORAMA_TOKEN_2, … if set), the base URL from DATORAMA_BASE_URL or
+// DefaultBaseURL, the store under ./data, no schedules and no reports.
+func Default() *Config {
+	c := &Config{Version: CurrentVersion, defaultAPI: true, lines: map[string]int{}}
+	c.applyDefaults(".", os.LookupEnv)
+	return c
+}
+
+// applyDefaults fills in what the file left out and resolves relative paths against dir.
+// It runs after strict decoding, before validation.
+func (c *Config) applyDefaults(dir string, lookupEnv func(string) (string, bool)) {
+	if c.API.BaseURL == "" {
+		if u, ok := Regions[c.API.Region]; ok {
+			c.API.BaseURL = u
+		} else if v, ok := lookupEnv(EnvBaseURL); ok && v != "" {
+			c.API.BaseURL = v
+		} else if c.API.Region == "" {
+			c.API.BaseURL = DefaultBaseURL
+		}
+	}
+	c.defaultAPI = !c.has("api.tokens")
+	for i := range c.API.Tokens {
+		if f := c.API.Tokens[i].File; f != "" {
+			c.API.Tokens[i].File = resolve(dir, f)
+		}
+	}
+	setDefault(&c.Store.DataDir, "./data")
+	setDefault(&c.Store.DuckDB, "datorama.duckdb")
+	setDefault(&c.Store.Serving, "serving.duckdb")
+	setDefault(&c.Store.Parquet, "parquet")
+	c.Store.DataDir = resolve(dir, c.Store.DataDir)
+	setDefault(&c.SelectionsDir, "./selections")
+	c.SelectionsDir = resolve(dir, c.SelectionsDir)
+
+	if !c.has("budget.reserve") {
+		c.Budget.Reserve = 0.10
+	}
+	if !c.has("budget.platform_limit") {
+		c.Budget.PlatformLimit = 60
+	}
+	if !c.has("budget.query_limit") {
+		c.Budget.QueryLimit = 200
+	}
+	if !c.has("budget.daily_quota") {
+		c.Budget.DailyQuota = 20000
+	}
+	for i := range c.Reports {
+		setDefault(&c.Reports[i].Mode, ModeReplace)
+		if s := c.Reports[i].Sort; s != nil {
+			setDefault(&s.Order, "DESC")
+		}
+	}
+	for i, s := range c.Schedules {
+		if s == nil {
+			continue
+		}
+		setDefault(&s.Concurrency, ConcurrencyQueue)
+		// A kind written with no value ("export:") is still that kind.
+		p := fmt.Sprintf("schedules[%d].", i)
+		if s.Extract == nil && c.has(p+"extract") {
+			s.Extract = &Extract{}
+		}
+		if s.Action == nil && c.has(p+"action") {
+			s.Action = &Action{}
+		}
+		if s.Export == nil && c.has(p+"export") {
+			s.Export = &Export{}
+		}
+		if s.Report == nil && c.has(p+"report") {
+			s.Report = &ReportRef{}
+		}
+	}
+}
+
+func (c *Config) has(path string) bool {
+	_, ok := c.lines[path]
+	return ok
+}
+
+func setDefault(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func resolve(dir, p string) string {
+	if filepath.IsAbs(p) || dir == "" {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, p)
+}

@@ -1,0 +1,124 @@
+package extract
+
+import (
+	"github.com/drextract/drextract/datorama"
+	"github.com/drextract/drextract/load"
+)
+
+// The converters are the whole seam between the API's models and the store's rows: typed
+// columns from the model, the record exactly as the API sent it in Raw.
+
+func workspaceRow(w *datorama.Workspace) load.WorkspaceRow {
+	return load.WorkspaceRow{
+		ID:         w.ID,
+		Name:       w.Name,
+		AccountID:  int64(w.AccountID),
+		CreateTime: w.CreateTime.Time,
+		UpdateTime: w.UpdateTime.Time,
+		Raw:        w.Raw,
+	}
+}
+
+// streamRow converts a stream listed under workspace wsID; the listing's workspace wins
+// when the record does not name one.
+func streamRow(wsID int64, s *datorama.Stream) load.StreamRow {
+	ws := int64(s.WorkspaceID)
+	if ws == 0 {
+		ws = wsID
+	}
+	return load.StreamRow{
+		ID:                s.ID,
+		WorkspaceID:       ws,
+		Name:              s.Name,
+		DataSourceID:      int64(s.DataSourceID),
+		DataSourceName:    s.DataSourceName,
+		Enabled:           s.Enabled,
+		HasData:           s.HasData,
+		LastRunStatus:     s.LastRunStatus.Text(),
+		LastRunFailed:     s.LastRunStatus.Failed(),
+		LastRowsRetrieved: int64(s.LastRowsRetrieved),
+		ProcessedRows:     int64(s.ProcessedRows),
+		LastDataDate:      s.LastDataDate.Time,
+		LastUpdate:        s.LastUpdate.Time,
+		CreateTime:        s.CreateTime.Time,
+		UpdateTime:        s.UpdateTime.Time,
+		Raw:               s.Raw,
+	}
+}
+
+// jobRow converts a job read from the stats of stream streamID in workspace wsID.
+func jobRow(wsID, streamID int64, j *datorama.Job) load.JobRow {
+	return load.JobRow{
+		ID:                 j.ID,
+		StreamID:           streamID,
+		WorkspaceID:        wsID,
+		Status:             j.Status,
+		StatusReason:       j.StatusReason,
+		DataStartDate:      j.DataStartDate.Time,
+		DataEndDate:        j.DataEndDate.Time,
+		StartExecutionTime: j.StartExecutionTime.Time,
+		EndExecutionTime:   j.EndExecutionTime.Time,
+		UserID:             int64(j.UserID),
+		Raw:                j.Raw,
+	}
+}
+
+func mappingRow(wsID, streamID int64, m *datorama.Mapping) load.MappingRow {
+	return load.MappingRow{StreamID: streamID, WorkspaceID: wsID, Raw: m.Raw}
+}
+
+func fieldRows(wsID int64, fs []datorama.Field) []load.FieldRow {
+	out := make([]load.FieldRow, len(fs))
+	for i := range fs {
+		out[i] = load.FieldRow{WorkspaceID: wsID, SystemName: fs[i].SystemName, DisplayName: fs[i].DisplayName, Raw: fs[i].Raw}
+	}
+	return out
+}
+
+func harmonizedRows(wsID int64, hs []datorama.HarmonizedDimension) []load.HarmonizedDimensionRow {
+	out := make([]load.HarmonizedDimensionRow, len(hs))
+	for i := range hs {
+		out[i] = load.HarmonizedDimensionRow{
+			ID: hs[i].ID, WorkspaceID: orWorkspace(hs[i].WorkspaceID, wsID), Name: hs[i].Name,
+			UpdateTime: hs[i].UpdateTime.Time, Raw: hs[i].Raw,
+		}
+	}
+	return out
+}
+
+func patternRows(wsID int64, ps []datorama.Pattern) []load.PatternRow {
+	out := make([]load.PatternRow, len(ps))
+	for i := range ps {
+		out[i] = load.PatternRow{
+			ID: ps[i].ID, WorkspaceID: orWorkspace(ps[i].WorkspaceID, wsID),
+			HarmonizedDimensionID: int64(ps[i].HarmonizedDimensionID), Name: ps[i].Name,
+			UpdateTime: ps[i].UpdateTime.Time, Raw: ps[i].Raw,
+		}
+	}
+	return out
+}
+
+func calcRows(wsID int64, cs []datorama.CalculatedMeasurement) []load.CalculatedMeasurementRow {
+	out := make([]load.CalculatedMeasurementRow, len(cs))
+	for i := range cs {
+		out[i] = load.CalculatedMeasurementRow{
+			ID: cs[i].ID, WorkspaceID: orWorkspace(cs[i].WorkspaceID, wsID), Name: cs[i].Name,
+			Formula: cs[i].Formula, UpdateTime: cs[i].UpdateTime.Time, Raw: cs[i].Raw,
+		}
+	}
+	return out
+}
+
+// orWorkspace is the record's workspace, or the listing's when the record names none.
+func orWorkspace(v datorama.FlexInt64, wsID int64) int64 {
+	if v != 0 {
+		return int64(v)
+	}
+	return wsID
+}
+
+// batchRows is the number of rows a batch carries.
+func batchRows(b *load.Batch) int {
+	return len(b.Workspaces) + len(b.Streams) + len(b.Jobs) + len(b.Mappings) + len(b.Fields) +
+		len(b.Harmonized) + len(b.Patterns) + len(b.CalcMeas)
+}

@@ -1,0 +1,419 @@
+package extract
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/drextract/drextract/datorama"
+	"github.com/drextract/drextract/load"
+	"github.com/drextract/drextract/ratelimit"
+)
+
+// Crawler reads a Datorama account into a load.Sink. Its fields are its dependencies;
+// set them and call Run. A Crawler runs one crawl at a time.
+type Crawler struct {
+	// Client is the API client, with its rate gate and, ideally, Audit as its observer.
+	Client *datorama.Client
+	// Sink is the store.
+	Sink load.Sink
+	// Audit is the observer wired into Client. With it every attempt lands in api_calls
+	// and counts towards Result.Calls; without it the crawler counts its own requests.
+	Audit *Audit
+	// Pool, when the client's gate is a pool of several tokens, makes the workspace list
+	// read once per token and merged (each token sees only its user's workspaces), and
+	// tells the pool what each token sees.
+	Pool *ratelimit.Pool
+	// Quota tells Plan today's remaining daily quota; nil or ok=false: unknown.
+	Quota func() (q QuotaStatus, ok bool)
+}
+
+// QuotaStatus is the daily quota as the rate budget knows it, summed over tokens.
+type QuotaStatus struct {
+	Limit, Remaining int
+	Reset            time.Time
+}
+
+// Errors that end a crawl early. They never escape Run: they set the run's status.
+var (
+	errCallCap = errors.New("call cap reached")
+)
+
+// storeError marks a failure of the store, which ends the crawl: nothing more could be
+// kept.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// run is the state of one Run.
+type run struct {
+	c      *Crawler
+	o      Options
+	log    *slog.Logger
+	id     int64
+	parent context.Context // the caller's context: writes use it
+
+	sinkMu sync.Mutex // the Sink is used by one goroutine at a time
+
+	acctMu     sync.Mutex
+	acct       accountState
+	acctStored accountState
+
+	halted     atomic.Bool
+	requests   atomic.Int64 // API requests made by this run (without an Audit)
+	callsStart int
+	probes     atomic.Int64
+	prog       *progress
+
+	mu         sync.Mutex
+	rows       map[string]int
+	incomplete []string
+	quotaReset time.Time
+	fatal      error
+
+	wsComplete bool // the workspace list was read cleanly: workspaces missing from it are gone
+
+	pendMu  sync.Mutex
+	pending []*jobsReader
+}
+
+// Run crawls the account once and records the run (runs and api_calls). Its error is
+// non-nil only when the crawl could not start or was interrupted by ctx; every other
+// outcome, including a failure of the store, is in Result.Status and Result.Err.
+func (c *Crawler) Run(ctx context.Context, opts Options) (Result, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return Result{Status: load.RunFailed, Err: err}, err
+	}
+	r := &run{c: c, o: o, log: o.Logger, parent: ctx, rows: map[string]int{}}
+	r.callsStart = r.audited()
+	r.prog = newProgress(o.Progress, o.Logger, o.Clock, r.calls)
+	id, err := c.Sink.StartRun(ctx, load.RunStart{Schedule: o.Schedule, Kind: o.kind(), Started: o.Clock.Now()})
+	if err != nil {
+		err = fmt.Errorf("starting a crawl run: %w", err)
+		return Result{Status: load.RunFailed, Err: err}, err
+	}
+	r.id = id
+	if c.Audit != nil {
+		c.Audit.begin(id)
+	}
+	r.log = r.log.With("run", id)
+	r.log.Info("crawl started", "full", o.Full, "entities", o.Entities)
+
+	r.crawl(ctx)
+	r.prog.finish()
+	return r.finish(ctx)
+}
+
+// crawl runs the stages; a stage's failure to start ends it, a parent's failure is
+// recorded and the crawl goes on.
+func (r *run) crawl(ctx context.Context) {
+	if err := r.loadAccount(ctx); err != nil {
+		r.halt(err)
+		return
+	}
+	wss, ok := r.workspaces(ctx)
+	if !ok || r.done(ctx) {
+		return
+	}
+	var streams []*streamWork
+	if r.o.needsStreams() {
+		streams = r.streams(ctx, wss)
+	}
+	if r.done(ctx) {
+		return
+	}
+	r.workspaceLists(ctx, wss)
+	if r.done(ctx) {
+		return
+	}
+	if r.o.wants(load.Jobs) || r.o.wants(load.Mappings) {
+		r.streamItems(ctx, streams)
+		if r.done(ctx) {
+			return
+		}
+		r.resolvePending(ctx)
+	}
+	if !r.done(ctx) {
+		r.saveAccount(ctx)
+	}
+}
+
+// finish records the run's end and builds the Result.
+func (r *run) finish(ctx context.Context) (Result, error) {
+	res := Result{RunID: r.id, Rows: r.rows, ProbeCalls: int(r.probes.Load())}
+	r.mu.Lock()
+	res.Incomplete = slices.Clone(r.incomplete)
+	fatal := r.fatal
+	res.QuotaReset = r.quotaReset
+	r.mu.Unlock()
+	switch {
+	case ctx.Err() != nil:
+		res.Status, res.Err = load.RunFailed, fmt.Errorf("crawl interrupted: %w", context.Cause(ctx))
+	case fatal != nil && errors.Is(fatal, datorama.ErrQuotaExhausted):
+		res.Status = load.RunQuotaExhausted
+	case fatal != nil && errors.Is(fatal, errCallCap):
+		res.Status = load.RunPartial
+		res.Incomplete = append(res.Incomplete, fmt.Sprintf("stopped at the call cap (%d calls)", r.o.MaxCalls))
+	case fatal != nil:
+		res.Status, res.Err = load.RunFailed, fatal
+	case len(res.Incomplete) > 0:
+		res.Status = load.RunPartial
+	default:
+		res.Status = load.RunOK
+	}
+	// Record the calls and the end even when ctx was cancelled: the run happened.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var flushErr error
+	if r.c.Audit != nil {
+		r.sinkMu.Lock()
+		flushErr = r.c.Audit.Flush(fctx, r.c.Sink, 0)
+		r.sinkMu.Unlock()
+	}
+	res.Calls = r.calls()
+	end := load.RunEnd{Finished: r.o.Clock.Now(), Status: res.Status, Calls: res.Calls, Rows: res.Rows, Incomplete: res.Incomplete}
+	if res.Err != nil {
+		end.Error = res.Err.Error()
+	}
+	r.sinkMu.Lock()
+	finErr := r.c.Sink.FinishRun(fctx, r.id, end)
+	r.sinkMu.Unlock()
+	r.log.Info("crawl finished", "status", res.Status, "calls", res.Calls, "rows", res.Rows,
+		"incomplete", len(res.Incomplete), "probe_calls", res.ProbeCalls)
+	if err := errors.Join(flushErr, finErr); err != nil {
+		if res.Err == nil {
+			res.Err = err
+		}
+		if res.Status != load.RunFailed {
+			r.log.Error("recording the end of the run", "err", err)
+		}
+	}
+	if ctx.Err() != nil {
+		return res, res.Err
+	}
+	return res, nil
+}
+
+// audited is the attempts the audit counted so far, or this run's requests without one.
+func (r *run) audited() int {
+	if r.c.Audit != nil {
+		return r.c.Audit.Calls()
+	}
+	return int(r.requests.Load())
+}
+
+// calls is the API attempts made by this run.
+func (r *run) calls() int {
+	if r.c.Audit != nil {
+		return r.c.Audit.Calls() - r.callsStart
+	}
+	return int(r.requests.Load())
+}
+
+// errHalted is what calls get once the crawl was halted.
+var errHalted = errors.New("crawl halted")
+
+// done reports whether the crawl must stop: the caller cancelled, or it was halted.
+func (r *run) done(ctx context.Context) bool { return ctx.Err() != nil || r.halted.Load() }
+
+// beforeCall is checked before every API request: it stops new requests once the crawl
+// was halted and enforces MaxCalls. Requests already in flight are not cancelled by a
+// halt, so their answers are still stored.
+func (r *run) beforeCall(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.halted.Load() {
+		return errHalted
+	}
+	if r.o.MaxCalls > 0 && r.calls() >= r.o.MaxCalls {
+		r.halt(errCallCap)
+		return errCallCap
+	}
+	r.requests.Add(1)
+	return nil
+}
+
+// halt ends the crawl early for a reason that concerns all of it (quota, call cap, the
+// store): no new request is started, answers in flight are still stored. The first
+// reason wins.
+func (r *run) halt(err error) {
+	r.mu.Lock()
+	if r.fatal == nil {
+		r.fatal = err
+		var qe *datorama.QuotaError
+		if errors.As(err, &qe) {
+			r.quotaReset = qe.Reset
+		}
+	}
+	r.mu.Unlock()
+	r.halted.Store(true)
+}
+
+// failed records that a parent's listing did not finish. An error that concerns the
+// whole crawl (quota, call cap, cancellation) halts it instead.
+func (r *run) failed(ctx context.Context, parent string, err error) {
+	switch {
+	case errors.Is(err, datorama.ErrQuotaExhausted), errors.Is(err, errCallCap):
+		r.halt(err)
+		return
+	case errors.As(err, new(*storeError)):
+		r.halt(err)
+		return
+	case ctx.Err() != nil, errors.Is(err, errHalted):
+		return // stopped: not this parent's fault
+	}
+	r.log.Warn("listing failed; it stays incomplete", "parent", parent, "err", err)
+	r.mu.Lock()
+	r.incomplete = append(r.incomplete, parent)
+	r.mu.Unlock()
+}
+
+// write stores a batch with its checkpoint and flushes the audit now and then.
+func (r *run) write(b load.Batch) error {
+	if b.ObservedAt.IsZero() {
+		b.ObservedAt = r.o.Clock.Now()
+	}
+	r.sinkMu.Lock()
+	defer r.sinkMu.Unlock()
+	if err := r.c.Sink.Write(r.parent, r.id, b); err != nil {
+		return &storeError{fmt.Errorf("writing %s of parent %d: %w", b.Entity, b.ParentID, err)}
+	}
+	if n := batchRows(&b); n > 0 {
+		r.mu.Lock()
+		r.rows[b.Entity] += n
+		r.mu.Unlock()
+	}
+	if r.c.Audit != nil {
+		if err := r.c.Audit.Flush(r.parent, r.c.Sink, DefaultAuditBatch); err != nil {
+			return &storeError{err}
+		}
+	}
+	return nil
+}
+
+func (r *run) checkpoints(ctx context.Context, kind string) (map[int64]load.Checkpoint, error) {
+	r.sinkMu.Lock()
+	defer r.sinkMu.Unlock()
+	cps, err := r.c.Sink.Checkpoints(ctx, kind)
+	if err != nil {
+		return nil, &storeError{fmt.Errorf("reading %s checkpoints: %w", kind, err)}
+	}
+	return cps, nil
+}
+
+func (r *run) jobIndex(ctx context.Context, streamID int64) ([]load.JobKey, error) {
+	r.sinkMu.Lock()
+	defer r.sinkMu.Unlock()
+	idx, err := r.c.Sink.JobIndex(ctx, streamID)
+	if err != nil {
+		return nil, &storeError{fmt.Errorf("reading the stored jobs of stream %d: %w", streamID, err)}
+	}
+	slices.SortFunc(idx, func(a, b load.JobKey) int { return cmp.Compare(a.ID, b.ID) })
+	return idx, nil
+}
+
+// parallel runs fn for 0..n-1 on the run's workers and returns when all are done or the
+// crawl stopped.
+func (r *run) parallel(ctx context.Context, n int, fn func(ctx context.Context, i int)) {
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(r.o.Workers, n) {
+		wg.Go(func() {
+			for !r.done(ctx) {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(ctx, i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// account returns a copy of what is known about the API.
+func (r *run) account() accountState {
+	r.acctMu.Lock()
+	defer r.acctMu.Unlock()
+	return r.acct
+}
+
+// updateAccount changes what is known about the API.
+func (r *run) updateAccount(fn func(a *accountState)) accountState {
+	r.acctMu.Lock()
+	defer r.acctMu.Unlock()
+	fn(&r.acct)
+	return r.acct
+}
+
+// loadAccount reads the account checkpoint and folds in what the jobs checkpoints
+// learned (they are written with every page; the account checkpoint only now and then).
+func (r *run) loadAccount(ctx context.Context) error {
+	cps, err := r.checkpoints(ctx, kindAccount)
+	if err != nil {
+		return err
+	}
+	a, _ := decodeState[accountState](cps[0].State)
+	r.acct, r.acctStored = a, a
+	return nil
+}
+
+// foldJobsCheckpoints merges the cap, floor and order the streams' checkpoints saw.
+func (r *run) foldJobsCheckpoints(states map[int64]*jobsState) {
+	r.updateAccount(func(a *accountState) {
+		asc, desc := 0, 0
+		for _, s := range states {
+			a.Floor = max(a.Floor, s.MaxPage)
+		}
+		for _, s := range states {
+			// A cap some page already exceeded is stale.
+			if a.Cap == 0 && s.Cap >= a.Floor {
+				a.Cap = s.Cap
+			}
+			switch s.Order {
+			case orderAsc:
+				asc++
+			case orderDesc:
+				desc++
+			}
+		}
+		if a.Order == "" && asc+desc > 0 {
+			a.Order = orderAsc
+			if desc > asc {
+				a.Order = orderDesc
+			}
+		}
+	})
+}
+
+// saveAccount writes the account checkpoint when it changed.
+func (r *run) saveAccount(ctx context.Context) {
+	a := r.account()
+	if a == r.acctStored {
+		return
+	}
+	err := r.write(load.Batch{
+		Entity: load.Jobs, ParentID: 0,
+		Checkpoint: &load.Checkpoint{Kind: kindAccount, ParentID: 0, State: encodeState(a), UpdatedAt: r.o.Clock.Now()},
+	})
+	if err != nil {
+		r.halt(err)
+		return
+	}
+	r.acctStored = a
+}
+
+// addProbe counts one cap-learning call, for the run and the account.
+func (r *run) addProbe() {
+	r.probes.Add(1)
+	r.updateAccount(func(a *accountState) { a.Probes++ })
+}

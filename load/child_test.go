@@ -1,0 +1,117 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Child processes: the test binary re-executed with DREXTRACT_LOAD_CHILD set runs one
+// of these roles instead of the tests, so that locks, read-only handles and kills are
+// exercised across real processes.
+const childEnv = "DREXTRACT_LOAD_CHILD"
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(childEnv); role != "" {
+		os.Exit(runChild(role, os.Args[len(os.Args)-1]))
+	}
+	os.Exit(m.Run())
+}
+
+// startChild starts the test binary in role with arg and waits for its first output
+// line ("ready" or the like), which it returns.
+func startChild(t *testing.T, role, arg string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$", arg)
+	cmd.Env = append(os.Environ(), childEnv+"="+role)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd, bufio.NewReader(out)
+}
+
+func readLine(t *testing.T, r *bufio.Reader) string {
+	t.Helper()
+	done := make(chan string, 1)
+	go func() {
+		line, _ := r.ReadString('\n')
+		done <- strings.TrimSpace(line)
+	}()
+	select {
+	case line := <-done:
+		return line
+	case <-time.After(30 * time.Second):
+		t.Fatal("child process did not answer")
+		return ""
+	}
+}
+
+func runChild(role, arg string) int {
+	ctx := context.Background()
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "child:", role, err)
+		return 1
+	}
+	switch role {
+	case "lock": // take the lock of data dir arg and hold it until stdin closes
+		unlock, err := LockDir(arg)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Println("locked")
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		_ = unlock()
+		return 0
+	case "hold-readonly": // open store file arg read-only, query it, hold it until stdin closes
+		s, err := OpenReadOnly(ctx, arg)
+		if err != nil {
+			return fail(err)
+		}
+		_, rows, err := Query(ctx, s.DB(), "SELECT count(*) FROM jobs")
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Println("ready", rows[0][0])
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		return 0
+	case "write-loop": // write job pages with checkpoints into data dir arg until killed
+		return writeLoop(ctx, arg, fail)
+	case "export-loop": // export and publish data dir arg until killed
+		s, err := Open(ctx, liveIn(arg), Options{Logger: quietLogger()})
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Println("ready")
+		for {
+			if err := s.Publish(ctx, servingIn(arg)); err != nil {
+				return fail(err)
+			}
+			fmt.Println("published")
+			if _, err := s.Export(ctx, parquetIn(arg)); err != nil {
+				return fail(err)
+			}
+			fmt.Println("exported")
+		}
+	}
+	return fail(fmt.Errorf("unknown role"))
+}

@@ -1,0 +1,12 @@
+// Package load is drextract's DuckDB store: schema migrations, the current-state, history
+// and audit tables behind the Sink that extract writes to, the Parquet export, the
+// read-only serving copy, read-only queries and the data-directory lock. It knows nothing
+// of HTTP or the Datorama API: rows arrive as typed Go values with their raw JSON.
+//
+// Files under the data directory:
+//
+//	datorama.duckdb   the live store, opened read-write by one process at a time (LockDir)
+//	serving.duckdb    the BI copy, replaced whole by Publish; consumers open it read-only
+//	parquet           a symlink to the newest complete export in parquet.versions/
+//	drextract.lock    the single-writer lock, holding the writer's pid
+package load

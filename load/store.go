@@ -1,0 +1,235 @@
+package load
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/drextract/drextract/clock"
+	drsql "github.com/drextract/drextract/sql"
+)
+
+// Names of the files and folders under the data directory.
+const (
+	LiveFile    = "datorama.duckdb"
+	ServingFile = "serving.duckdb"
+	ParquetDir  = "parquet"
+	LockFile    = "drextract.lock"
+)
+
+// Options configure a read-write Store. Zero values use the real clock and slog.Default.
+type Options struct {
+	Clock  clock.Clock
+	Logger *slog.Logger
+
+	// migrations replaces the embedded migrations; tests use it to fake older and newer
+	// binaries.
+	migrations fs.FS
+}
+
+// Store is the DuckDB store. Its methods are safe for concurrent use; writes are
+// serialised on one connection, reads use the pool behind DB.
+type Store struct {
+	db       *sql.DB
+	path     string
+	readOnly bool
+	clock    clock.Clock
+	log      *slog.Logger
+
+	// mu serialises everything done on wconn: batch writes, audit appends, export and
+	// publish, so each sees a store no other write of ours is halfway through.
+	mu    sync.Mutex
+	wconn *sql.Conn
+	stmts map[string]*sql.Stmt // prepared on wconn, keyed by SQL text
+	// beforeCommit, when set by a test, runs inside Write's transaction right before
+	// COMMIT; an error aborts the write.
+	beforeCommit func(ctx context.Context) error
+	// exportStage, when set by a test, runs between the steps of Export and Publish; an
+	// error stops it there, as a kill would.
+	exportStage func(stage string) error
+}
+
+var _ Sink = (*Store)(nil)
+
+// Open opens (creating if needed) the live store at path for reading and writing and
+// applies missing migrations. Only one process may have the file open read-write; take
+// LockDir on its directory first so a second writer gets a clear error instead of
+// DuckDB's. Runs left "running" by a process that died are marked failed.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.migrations == nil {
+		sub, err := fs.Sub(drsql.Migrations, "migrations")
+		if err != nil {
+			return nil, fmt.Errorf("opening embedded migrations: %w", err)
+		}
+		opts.migrations = sub
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating store directory: %w", err)
+	}
+	db, err := openDB(path, false)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		db:    db,
+		path:  path,
+		clock: opts.Clock,
+		log:   opts.Logger.With("component", "load"),
+		stmts: map[string]*sql.Stmt{},
+	}
+	if err := s.init(ctx, opts.migrations); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) init(ctx context.Context, migrations fs.FS) error {
+	if _, err := migrate(ctx, s.db, migrations, s.clock, s.log); err != nil {
+		return fmt.Errorf("migrating %s: %w", s.path, err)
+	}
+	// DuckDB folds its WAL into the file every 16 MB by default, and each such checkpoint
+	// rewrites the tables' last row groups; with 1000-job pages that took more CPU than
+	// the writes themselves. FinishRun checkpoints at the end of each run instead.
+	if _, err := s.db.ExecContext(ctx, "SET GLOBAL checkpoint_threshold = '256MB'"); err != nil {
+		return fmt.Errorf("configuring %s: %w", s.path, err)
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("opening write connection: %w", err)
+	}
+	s.wconn = conn
+	if err := createStaging(ctx, conn); err != nil {
+		return err
+	}
+	res, err := conn.ExecContext(ctx,
+		`UPDATE runs SET status = 'failed', finished = coalesce(finished, $1),
+		   error = 'abandoned: the process ended while the run was in progress'
+		 WHERE status = 'running'`, s.clock.Now())
+	if err != nil {
+		return fmt.Errorf("closing abandoned runs: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		s.log.Warn("marked runs abandoned by a previous process as failed", "runs", n)
+	}
+	if err := recoverExport(filepath.Join(filepath.Dir(s.path), ParquetDir)); err != nil {
+		s.log.Warn("cleaning up after an interrupted export", "err", err)
+	}
+	return nil
+}
+
+// OpenReadOnly opens an existing store file for queries. It never migrates or writes;
+// several processes may hold the same file read-only at once, but not while a writer
+// has it open.
+func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("opening store read-only: %w", err)
+	}
+	db, err := openDB(path, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("opening %s read-only: %w", path, err)
+	}
+	return &Store{db: db, path: path, readOnly: true, clock: clock.Real{},
+		log: slog.Default().With("component", "load")}, nil
+}
+
+func openDB(path string, readOnly bool) (*sql.DB, error) {
+	dsn := path
+	if readOnly {
+		dsn += "?access_mode=read_only"
+	}
+	connector, err := duckdb.NewConnector(dsn, nil)
+	if err != nil {
+		return nil, fmt.Errorf("opening DuckDB file %s: %w", path, err)
+	}
+	return sql.OpenDB(connector), nil
+}
+
+// Close closes the store; DuckDB checkpoints its WAL into the file on the way.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
+	s.stmts = nil
+	if s.wconn != nil {
+		errs = append(errs, s.wconn.Close())
+		s.wconn = nil
+	}
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+		s.db = nil
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("closing store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// DB is the store's connection pool, for packages that keep their own tables in the
+// store (actions, reports, the daemon). Writes through it must not touch the tables
+// this package owns.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Path is the store's file.
+func (s *Store) Path() string { return s.path }
+
+// Tables lists the store's base tables in the main schema, sorted by name.
+func (s *Store) Tables(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT table_name FROM duckdb_tables()
+		 WHERE database_name = current_database() AND schema_name = 'main' AND NOT temporary
+		 ORDER BY table_name`)
+	if err != nil {
+		return nil, fmt.Errorf("listing tables: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("listing tables: %w", err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing tables: %w", err)
+	}
+	return names, nil
+}
+
+var errReadOnly = errors.New("store is open read-only")
+
+// stmt returns the statement for query prepared on the write connection, preparing it
+// on first use. Callers hold s.mu.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.wconn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.stmts[query] = st
+	return st, nil
+}

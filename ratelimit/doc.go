@@ -1,0 +1,32 @@
+// Package ratelimit is the budget every Datorama request passes through: it paces calls
+// under the per-minute windows and the daily quota of each token, learned from the rate
+// headers of every response, and shares that view between processes on one machine. It
+// must not know about the store, crawling or the command line; it sees calls only as
+// datorama.Call values and their outcomes.
+//
+// A Budget governs one token and a Pool routes calls over several; both implement
+// datorama.Gate. The decision of how long a call must wait is the pure function decide
+// (decide.go); the waiting itself, the priority queue and the shared state file are
+// mechanics kept apart from it (wait.go, shared.go).
+//
+// The model, in short:
+//
+//   - Minute windows are fixed and aligned the way the server's are: the Reset header says
+//     when the current one ends. Platform and Query calls have separate windows; both
+//     count against the daily quota.
+//   - Every response's headers are trusted over local counts (another program may spend
+//     the same token), except that calls still in flight are taken off what the server
+//     reported, because the server may not have counted them yet.
+//   - Early in a window calls go as soon as they are allowed; the last Safety.Spread of a
+//     window's calls are spaced evenly over what is left of it, so fresh headers arrive
+//     between them and another program's spending shows before the window runs dry.
+//   - Calls the server counted but nobody here sent are "external"; the budget leaves
+//     about as many free in the next window as it saw spent the last time.
+//   - A 429 closes the window until the reset it reports; without one, a bounded
+//     exponential backoff with jitter.
+//   - Scheduled and Backfill calls may not spend the daily reserve; Interactive calls may,
+//     and nobody may spend more than the quota. Both get a *datorama.QuotaError.
+//   - A waiting Interactive call goes before waiting Scheduled calls, and those before
+//     Backfill calls. Priorities are honoured within a process; between processes sharing
+//     a state file, calls are served as they come.
+package ratelimit
