@@ -110,10 +110,16 @@ func (a *audit) startRun(ctx context.Context, p *Plan) (int64, error) {
 		return 0, fmt.Errorf("recording the action run: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	o := p.Options
 	params, _ := json.Marshal(struct {
-		Params  map[string]string `json:"params,omitempty"`
-		Options Options           `json:"options"`
-	}{p.Params, p.Options})
+		Params    map[string]string `json:"params,omitempty"`
+		MaxCalls  int               `json:"max_calls,omitempty"`
+		MaxRows   int               `json:"max_rows,omitempty"`
+		ChunkDays int               `json:"chunk_days,omitempty"`
+		QueueMax  int               `json:"queue_max,omitempty"`
+		Cooldown  string            `json:"cooldown,omitempty"`
+		ForcePut  bool              `json:"force_put,omitempty"`
+	}{p.Params, o.MaxCalls, o.MaxRows, o.ChunkDays, o.QueueMax, o.Cooldown.String(), o.ForcePut})
 	var runID int64
 	err = tx.QueryRowContext(ctx, `
 		INSERT INTO action_runs (selection, source, operation, parameters, started_by, plan, rows_total,
@@ -332,7 +338,8 @@ func (a *audit) notSentTx(ctx context.Context, tx *sql.Tx, runID int64, c *Call,
 
 // finishRun stores the run's end and its counts, computed from the items.
 func (a *audit) finishRun(ctx context.Context, runID int64, status, errText string) error {
-	_, err := a.db.ExecContext(ctx, `
+	// Recorded also when the caller's context ended: that is how the run ends.
+	_, err := a.db.ExecContext(context.WithoutCancel(ctx), `
 		UPDATE action_runs SET
 		  finished = $2, status = $3, error = $4,
 		  items_sent    = (SELECT count(*) FROM action_items WHERE run_id = $1 AND status = 'sent'),

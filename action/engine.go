@@ -27,8 +27,9 @@ type Engine struct {
 	// WrapSender, when set, wraps the API sender; tests inject faults with it. It sits
 	// below the audit, so to the audit a fault looks exactly like the API failing.
 	WrapSender func(Sender) Sender
-	// PollEvery is how often the pending cap re-checks our jobs' status (default 1m);
-	// MaxWait is how long a run waits for the cap before giving up (default 6h).
+	// PollEvery is the first wait between re-checks of our pending jobs' status when the
+	// cap holds a call back (default 2m; it doubles while nothing finishes); MaxWait is
+	// how long a run waits without any of them finishing before giving up (default 6h).
 	PollEvery time.Duration
 	MaxWait   time.Duration
 	// PageSize is the stats page size used to read a stream's jobs when reconciling.
@@ -59,7 +60,7 @@ func (e *Engine) budget() BudgetView {
 
 func (e *Engine) pollEvery() time.Duration {
 	if e.PollEvery <= 0 {
-		return time.Minute
+		return 2 * time.Minute
 	}
 	return e.PollEvery
 }
@@ -123,6 +124,10 @@ func (a *auditSender) Send(ctx context.Context, calls []*Call) []Result {
 
 var errUnrecorded = errors.New("the outcome could not be recorded")
 
+// ErrReplan is matched when Execute found calls of an interrupted run to settle that the
+// plan did not know about: plan again, so the cooldown sees what they sent.
+var ErrReplan = errors.New("plan again")
+
 // stack builds the sender for a run. The order is the point: a dry run replaces the
 // whole stack (nothing below it runs, nothing is written); otherwise the audit wraps
 // everything that may fail, and test faults sit right above the API, where a real
@@ -176,11 +181,15 @@ func (e *Engine) Execute(ctx context.Context, p *Plan, dryRun bool, out io.Write
 	if e.Client == nil {
 		return nil, errors.New("no API client: cannot send")
 	}
-	rep := &Report{}
+	rep := &Report{Reconciled: p.Reconciled}
 	notes, err := e.Reconcile(ctx)
-	rep.Reconciled = notes
+	rep.Reconciled = append(rep.Reconciled, notes...)
 	if err != nil {
 		return rep, fmt.Errorf("refusing to send anything: %w", err)
+	}
+	if len(notes) > 0 {
+		// The plan was made before these were settled: it may hold what they sent.
+		return rep, badInput(fmt.Errorf("%w: %d call(s) of an interrupted run were settled just now", ErrReplan, len(notes)))
 	}
 	a := &audit{db: e.DB, now: e.clock().Now}
 	runID, err := a.startRun(ctx, p)
@@ -196,6 +205,7 @@ func (e *Engine) Execute(ctx context.Context, p *Plan, dryRun bool, out io.Write
 		_ = a.finishRun(ctx, runID, RunFailed, err.Error())
 		return rep, err
 	}
+	pend.plan(p.Calls)
 	size := batchSize
 	if p.Op.CreatesJobs() {
 		size = 1

@@ -69,14 +69,15 @@ func followJobs(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
 	}
 	type item struct {
 		id       int64
+		op       string
 		expected sql.NullInt64
-		hadIDs   bool
+		ids      int
 		cands    []cand
 	}
 	items := map[int64]*item{}
 	var order []int64
 	rows, err := tx.QueryContext(ctx, `
-		SELECT i.id, i.expected_jobs, len(coalesce(i.job_ids, []::BIGINT[])) > 0
+		SELECT i.id, i.operation, i.expected_jobs, len(coalesce(i.job_ids, []::BIGINT[]))
 		FROM action_items i
 		WHERE i.operation IN ('rerun', 'rerun-all', 'process') AND `+openItems)
 	if err != nil {
@@ -84,7 +85,7 @@ func followJobs(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
 	}
 	for rows.Next() {
 		it := &item{}
-		if err := rows.Scan(&it.id, &it.expected, &it.hadIDs); err != nil {
+		if err := rows.Scan(&it.id, &it.op, &it.expected, &it.ids); err != nil {
 			rows.Close()
 			return err
 		}
@@ -161,9 +162,11 @@ func followJobs(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
 				at = c.end.Time
 			}
 		}
-		want := 1
-		if it.expected.Valid && it.expected.Int64 > 0 {
-			want = int(it.expected.Int64)
+		// How many jobs must be there before the item can have succeeded: the ones the
+		// answer named; for a process, every chunk's jobs; else at least one.
+		want := max(1, it.ids)
+		if it.op == string(OpProcess) && it.expected.Valid {
+			want = max(want, int(it.expected.Int64))
 		}
 		switch {
 		case len(it.cands) == 0:
@@ -180,7 +183,7 @@ func followJobs(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
 			outAt = at
 		}
 		var setIDs any
-		if !it.hadIDs && len(ids) > 0 {
+		if it.ids == 0 && len(ids) > 0 {
 			setIDs = ids
 		}
 		if _, err := tx.ExecContext(ctx, `
@@ -248,12 +251,16 @@ func followStreams(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
 					detail = "the stream lacks some patched values: " + differing(r.curRaw.String, r.patch.String)
 				}
 			}
-			outcome = OutcomeFailed
-			if ok {
-				outcome = OutcomeSucceeded
-			}
-			if r.deleted.Bool {
+			switch {
+			case r.deleted.Bool:
 				outcome, detail = OutcomeFailed, "the stream is deleted"
+			case ok:
+				outcome = OutcomeSucceeded
+			case r.lastSeen.Time.After(sent.Time):
+				outcome = OutcomeFailed
+			default:
+				// Seen at the very instant it was sent: maybe before it. Wait for the next crawl.
+				outcome, detail = OutcomePending, "no crawl has seen the stream since"
 			}
 		}
 		count(st, outcome)
@@ -318,9 +325,11 @@ func followMappings(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
 		var at any
 		if r.seen.Valid && r.sentTime.Valid && !r.seen.Time.Before(r.sentTime.Time) {
 			ok, _ := applied(json.RawMessage(r.raw.String), json.RawMessage(r.patch.String))
-			outcome, detail, at = OutcomeFailed, "the mapping lacks some changes", r.seen.Time
-			if ok {
-				outcome, detail = OutcomeSucceeded, "the mapping has the changes"
+			switch {
+			case ok:
+				outcome, detail, at = OutcomeSucceeded, "the mapping has the changes", r.seen.Time
+			case r.seen.Time.After(r.sentTime.Time):
+				outcome, detail, at = OutcomeFailed, "the mapping lacks some changes", r.seen.Time
 			}
 		}
 		count(st, outcome)

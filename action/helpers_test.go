@@ -2,7 +2,6 @@ package action
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -72,7 +71,11 @@ func newEnv(t testing.TB, o sim.Options) *env {
 	if err != nil {
 		t.Fatalf("opening the store: %v", err)
 	}
-	t.Cleanup(func() { _ = st.Close() })
+	t.Cleanup(func() {
+		if e.store != nil {
+			_ = e.store.Close()
+		}
+	})
 	e.store = st
 	e.budget = ratelimit.NewBudget(s.Tokens()[0], ratelimit.Config{
 		Clock: clk, PlatformLimit: o.PlatformLimit, DailyQuota: o.DailyQuota, Logger: quietLogger(),
@@ -85,6 +88,26 @@ func newEnv(t testing.TB, o sim.Options) *env {
 	e.eng = &Engine{DB: st.DB(), Client: c, Clock: clk, Logger: quietLogger(),
 		Budget: func() BudgetView { return BudgetViewOf(e.budget.Status()) }}
 	return e
+}
+
+// closeStore closes the store so that another process may open the file.
+func (e *env) closeStore() {
+	e.t.Helper()
+	if err := e.store.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.store = nil
+}
+
+// reopenStore opens the store file again, as a process starting after a crash would.
+func (e *env) reopenStore() {
+	e.t.Helper()
+	st, err := load.Open(context.Background(), e.dbPath, load.Options{Clock: e.clk, Logger: quietLogger()})
+	if err != nil {
+		e.t.Fatalf("reopening the store: %v", err)
+	}
+	e.store = st
+	e.eng.DB = st.DB()
 }
 
 // crawl runs the real crawler (incremental unless full) and then the follow-up, as the
@@ -217,5 +240,3 @@ func (e *env) count(q string, args ...any) int {
 	}
 	return n
 }
-
-var _ = sql.ErrNoRows

@@ -39,15 +39,17 @@ func TestPendingCapHolds(t *testing.T) {
 		sends   int
 	)
 	pendingOurs := func() int {
-		tr := e.truth()
 		n := 0
-		for _, id := range ours {
-			if j, ok := tr.jobs[id]; ok && !datorama.IsFinal(j.Status) {
-				n++
+		e.sim.Mutate(func(st *sim.State) {
+			for _, id := range ours {
+				if status, ok := st.JobStatus(id); ok && !datorama.IsFinal(status) {
+					n++
+				}
 			}
-		}
+		})
 		return n
 	}
+	e.eng.MaxWait = 48 * time.Hour // a stuck job (1% of them) runs up to 30 h
 	e.eng.WrapSender = func(next Sender) Sender {
 		return EachCall(func(ctx context.Context, c *Call) (*Answer, error) {
 			mu.Lock()

@@ -69,6 +69,9 @@ func WritePlan(w io.Writer, p *Plan) error {
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(b, "  WARNING:   %s\n", warn)
 	}
+	for _, n := range p.Reconciled {
+		fmt.Fprintf(b, "  settled:   %s\n", n)
+	}
 	if p.Unreconciled > 0 {
 		fmt.Fprintf(b, "  note:      %d call(s) of an earlier run may have been sent; they are checked at the API before anything is sent\n", p.Unreconciled)
 	}
@@ -146,9 +149,6 @@ func idList(ids []int64, n int) string {
 // WriteReport prints how a run went.
 func WriteReport(w io.Writer, r *Report) error {
 	b := &strings.Builder{}
-	for _, n := range r.Reconciled {
-		fmt.Fprintf(b, "Earlier run: %s\n", n)
-	}
 	if r.Status == RunDryRun {
 		fmt.Fprintln(b, "Dry run: nothing was sent. Add --yes to send.")
 		_, err := io.WriteString(w, b.String())

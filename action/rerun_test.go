@@ -1,9 +1,7 @@
 package action
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"slices"
 	"testing"
 	"time"
@@ -203,6 +201,3 @@ func mustCatalog(t testing.TB) *Catalog {
 	}
 	return c
 }
-
-var _ = context.Background
-var _ = io.Discard

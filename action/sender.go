@@ -150,7 +150,7 @@ func (s *apiSender) send(ctx context.Context, c *Call) (*Answer, error) {
 		}
 		st, err := s.c.Streams.Patch(ctx, sid, fields)
 		if err != nil {
-			return nil, err
+			return nil, writeError(err)
 		}
 		return streamAnswer(st), nil
 	case OpPut:
@@ -164,7 +164,7 @@ func (s *apiSender) send(ctx context.Context, c *Call) (*Answer, error) {
 		}
 		st, err := s.c.Streams.Put(ctx, sid, merged)
 		if err != nil {
-			return nil, err
+			return nil, writeError(err)
 		}
 		return streamAnswer(st), nil
 	case OpMapping:
@@ -178,7 +178,7 @@ func (s *apiSender) send(ctx context.Context, c *Call) (*Answer, error) {
 		}
 		m, err := s.c.Mappings.Put(ctx, sid, merged)
 		if err != nil {
-			return nil, err
+			return nil, writeError(err)
 		}
 		a := &Answer{Sent: true}
 		if m != nil {
@@ -227,6 +227,17 @@ func (s *apiSender) download(ctx context.Context, c *Call) (*Answer, error) {
 	}
 	body, _ := json.Marshal(map[string]any{"file": c.OutPath, "bytes": n})
 	return &Answer{Sent: true, Bytes: n, Body: body}, nil
+}
+
+// writeError classifies the failure of an idempotent write (PATCH, PUT): the client
+// retried it, so after several transient failures any one attempt may have applied it.
+// That is an unknown outcome, which reconciliation settles by reading the record.
+func writeError(err error) error {
+	var rt *datorama.RetryError
+	if errors.As(err, &rt) && !errors.Is(err, datorama.ErrOutcomeUnknown) {
+		return fmt.Errorf("%w: %w", datorama.ErrOutcomeUnknown, err)
+	}
+	return err
 }
 
 func jobsAnswer(jobs []datorama.Job, err error) (*Answer, error) {

@@ -20,7 +20,7 @@ type streamInfo struct {
 	Deleted     bool
 	DataSource  string
 	MaxJobID    int64 // newest stored job id; 0 when none
-	Jobs        int   // stored, not deleted jobs
+	Ranges      int   // distinct date ranges of its stored jobs: what a rerun-all reruns
 }
 
 func (s *streamInfo) totalConnect() bool { return s.DataSource == "TotalConnect" }
@@ -43,7 +43,8 @@ func lookupStreams(ctx context.Context, db *sql.DB, ids []int64) (map[int64]*str
 	}
 	rows, err := db.QueryContext(ctx, `
 		WITH wanted AS (SELECT DISTINCT unnest($1::BIGINT[]) AS id),
-		     j AS (SELECT stream_id, max(id) AS max_id, count(*) FILTER (WHERE NOT is_deleted) AS n
+		     j AS (SELECT stream_id, max(id) AS max_id,
+		                  count(DISTINCT (data_start_date, data_end_date)) FILTER (WHERE NOT is_deleted) AS n
 		           FROM jobs WHERE stream_id IN (SELECT id FROM wanted) GROUP BY stream_id)
 		SELECT s.id, s.workspace_id, coalesce(s.name, ''), coalesce(s.enabled, false),
 		       coalesce(s.is_deleted, false), coalesce(s.data_source_name, ''),
@@ -55,12 +56,51 @@ func lookupStreams(ctx context.Context, db *sql.DB, ids []int64) (map[int64]*str
 	defer rows.Close()
 	for rows.Next() {
 		var s streamInfo
-		if err := rows.Scan(&s.ID, &s.WorkspaceID, &s.Name, &s.Enabled, &s.Deleted, &s.DataSource, &s.MaxJobID, &s.Jobs); err != nil {
+		if err := rows.Scan(&s.ID, &s.WorkspaceID, &s.Name, &s.Enabled, &s.Deleted, &s.DataSource, &s.MaxJobID, &s.Ranges); err != nil {
 			return nil, fmt.Errorf("looking up streams: %w", err)
 		}
 		out[s.ID] = &s
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, ownChanges(ctx, db, ids, out)
+}
+
+// ownChanges applies to streams what our own actions changed since a crawl last saw
+// them: right after `disable`, the store still shows the stream enabled, and an
+// `enable` planned from it would be skipped as unchanged.
+func ownChanges(ctx context.Context, db *sql.DB, ids []int64, streams map[int64]*streamInfo) error {
+	rows, err := db.QueryContext(ctx, `
+		SELECT i.stream_id, i.operation, coalesce(i.name, '')
+		FROM action_items i JOIN streams s ON s.id = i.stream_id
+		WHERE i.status = 'sent' AND i.operation IN ('enable', 'disable', 'rename')
+		  AND i.sent_at >= s.last_seen AND i.stream_id IN (SELECT unnest($1::BIGINT[]))
+		ORDER BY i.sent_at, i.id`, ids)
+	if err != nil {
+		return fmt.Errorf("reading our recent changes of streams: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var op, name string
+		if err := rows.Scan(&id, &op, &name); err != nil {
+			return fmt.Errorf("reading our recent changes of streams: %w", err)
+		}
+		s := streams[id]
+		if s == nil {
+			continue
+		}
+		switch Op(op) {
+		case OpEnable:
+			s.Enabled = true
+		case OpDisable:
+			s.Enabled = false
+		case OpRename:
+			s.Name = name
+		}
+	}
+	return rows.Err()
 }
 
 // lookupJobs returns what the store knows of the given jobs.

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/drextract/drextract/action"
 	"github.com/drextract/drextract/extract"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/ratelimit"
@@ -115,6 +116,10 @@ func runExtract(ctx context.Context, cmd *cobra.Command, opts extractOptions, g 
 	}
 	printRun(g.stdout, res)
 	if ctx.Err() == nil {
+		// Outcomes of earlier bulk actions come from the jobs just crawled.
+		if _, ferr := action.FollowUp(ctx, store.DB()); ferr != nil {
+			w.log.Warn("following up actions", "error", ferr)
+		}
 		// Publish what was committed whatever the status: the copy is consistent, and
 		// readers want the newest data even from a partial run.
 		if perr := store.Publish(ctx, w.cfg.Store.ServingPath()); perr != nil {

@@ -52,6 +52,11 @@ func newServeEnv(t *testing.T, o sim.Options, schedules string) *serveEnv {
 	e := &serveEnv{t: t, mc: mc, sim: s, dir: dir, dataDir: filepath.Join(dir, "data"),
 		config: filepath.Join(dir, "schedules.yaml"), token: s.Tokens()[0], logs: &lockedBuffer{}}
 	t.Setenv("DRX_SERVE_TEST_TOKEN", e.token)
+	var ws struct{ ID int64 }
+	if err := json.Unmarshal(s.Truth().Workspaces[0], &ws); err != nil {
+		t.Fatal(err)
+	}
+	schedules = strings.ReplaceAll(schedules, "{{WS}}", fmt.Sprint(ws.ID))
 	doc := fmt.Sprintf(`version: 1
 api:
   base_url: %s/base
@@ -74,7 +79,8 @@ type daemonHandle struct {
 	sched  *serve.Scheduler
 	addr   string
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when runServe returned, with err set
+	err    error
 }
 
 // start runs `drextract serve` in-process on the env's clock and waits until it serves.
@@ -82,7 +88,7 @@ func (e *serveEnv) start() *daemonHandle {
 	e.t.Helper()
 	ready := make(chan *daemonHandle, 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &daemonHandle{cancel: cancel, done: make(chan error, 1)}
+	h := &daemonHandle{cancel: cancel, done: make(chan struct{})}
 	opts := serveOptions{listen: "127.0.0.1:0", clock: e.mc, onReady: func(s *serve.Scheduler, addr net.Addr) {
 		h.sched, h.addr = s, addr.String()
 		ready <- h
@@ -90,11 +96,14 @@ func (e *serveEnv) start() *daemonHandle {
 	g := &globalOptions{configPath: e.config, dataDir: "./unused", logLevel: "info",
 		stdin: strings.NewReader(""), stdout: io.Discard, stderr: e.logs}
 	cmd := newServeCommand(g)
-	go func() { h.done <- runServe(ctx, cmd, opts, g, nil) }()
+	go func() {
+		h.err = runServe(ctx, cmd, opts, g, nil)
+		close(h.done)
+	}()
 	select {
 	case <-ready:
-	case err := <-h.done:
-		e.t.Fatalf("serve ended before serving: %v\n%s", err, e.logs)
+	case <-h.done:
+		e.t.Fatalf("serve ended before serving: %v\n%s", h.err, e.logs)
 	case <-time.After(60 * time.Second):
 		e.t.Fatalf("serve did not start\n%s", e.logs)
 	}
@@ -114,9 +123,9 @@ func (h *daemonHandle) stop(t *testing.T) time.Duration {
 	begin := time.Now()
 	h.cancel()
 	select {
-	case err := <-h.done:
-		if err != nil {
-			t.Errorf("serve returned %v after a stop", err)
+	case <-h.done:
+		if h.err != nil {
+			t.Errorf("serve returned %v after a stop", h.err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop within 30 s")
@@ -217,6 +226,14 @@ func (e *serveEnv) runsTable() []runRow {
 func TestServe24h(t *testing.T) {
 	e := newServeEnv(t, sim.Options{Seed: 11, Workspaces: 2, Streams: 8, JobsPerStream: 8,
 		PlatformLimit: 100000, QueryLimit: 100000, DailyQuota: 1000000}, `
+reports:
+  - name: rows-per-stream
+    workspace: {{WS}}
+    date_range: {last_days: 7}
+    timezone: UTC
+    dimensions: [Data Stream, Date]
+    measurements: [Data Stream Total Rows]
+    table: report_rows_per_stream
 schedules:
   - name: jobs-hourly
     cron: "5 * * * *"
@@ -230,6 +247,9 @@ schedules:
   - name: export-bi
     cron: "15 6 * * *"
     export: {}
+  - name: report-rows
+    cron: "45 12 * * *"
+    report: {name: rows-per-stream}
 `)
 	h := e.start()
 
@@ -255,6 +275,7 @@ schedules:
 		runRow{schedule: "metadata-daily", kind: "extract", started: t0Serve.Add(2*time.Hour + 30*time.Minute)},
 		runRow{schedule: "rerun-morning", kind: "action", started: t0Serve.Add(6 * time.Hour)},
 		runRow{schedule: "export-bi", kind: "export", started: t0Serve.Add(6*time.Hour + 15*time.Minute)},
+		runRow{schedule: "report-rows", kind: "report", started: t0Serve.Add(12*time.Hour + 45*time.Minute)},
 	)
 	sort.Slice(want, func(i, j int) bool { return want[i].started.Before(want[j].started) })
 	got := e.runsTable()
@@ -269,6 +290,9 @@ schedules:
 		if g.status != load.RunOK {
 			t.Errorf("run %d (%s at %s): status %s, error %q", i, g.schedule, g.started.Format("15:04"), g.status, g.errText)
 		}
+	}
+	if n := countTable(t, e.dataDir, "report_rows_per_stream"); n == 0 {
+		t.Error("the report schedule landed no rows")
 	}
 	for _, f := range []string{load.ServingFile, load.ParquetDir} {
 		if _, err := os.Stat(filepath.Join(e.dataDir, f)); err != nil {
@@ -377,7 +401,7 @@ func (e *serveEnv) checkSecondServeRefused() {
 func TestServeStopsDuringCrawl(t *testing.T) {
 	e := newServeEnv(t, sim.Options{Seed: 5, Workspaces: 2, Streams: 16, JobsPerStream: 10,
 		PlatformLimit: 100000, QueryLimit: 100000, DailyQuota: 1000000,
-		Faults: sim.Faults{Rates: map[string]float64{"slow": 0.15}, SlowDelay: time.Minute, OnlyReads: true}}, `
+		Faults: sim.Faults{Rates: map[string]float64{"slow": 0.15}, SlowDelay: 8 * time.Second, OnlyReads: true}}, `
 schedules:
   - name: crawl
     cron: "*/30 * * * *"
@@ -395,8 +419,11 @@ schedules:
 	}
 	d := h.stop(t)
 	t.Logf("stopped during the crawl in %s", d)
+	// Issue 6 asks for an exit within 5 s. The crawler gives requests already in flight
+	// a grace of 2 s (extract's interruptGrace) to commit their page, and this one hangs
+	// for 8 s, so the exit must come from giving up on it.
 	if d > 5*time.Second {
-		t.Errorf("serve took %s to stop during a crawl, want < 5 s", d)
+		t.Errorf("serve took %s to stop during a crawl, want < 5 s\n%s", d, e.logs)
 	}
 	runs := e.runsTable()
 	if len(runs) != 1 || runs[0].status == load.RunRunning || runs[0].status == load.RunOK {
@@ -458,12 +485,31 @@ func TestServeRefusesBadStarts(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "data", load.LiveFile)); err == nil {
 		t.Error("a refused start created the store")
 	}
+	// Loopback by default.
+	if def := newServeCommand(&globalOptions{}).Flags().Lookup("listen").DefValue; def != serve.DefaultListen || !strings.HasPrefix(def, "127.0.0.1:") {
+		t.Errorf("--listen defaults to %q", def)
+	}
 }
 
 func countRows(t *testing.T, db *sql.DB, table string) int {
 	t.Helper()
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM ` + table + ` WHERE NOT is_deleted`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// countTable counts a table's rows in the live store (the daemon must have stopped).
+func countTable(t *testing.T, dataDir, table string) int {
+	t.Helper()
+	st, err := load.OpenReadOnly(context.Background(), filepath.Join(dataDir, load.LiveFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var n int
+	if err := st.DB().QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -43,13 +43,6 @@ func (a *Audit) ObserveCall(r datorama.CallRecord) {
 // Calls is the number of attempts observed since the audit was made.
 func (a *Audit) Calls() int { return int(a.calls.Load()) }
 
-// Buffered is how many records wait to be written.
-func (a *Audit) Buffered() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.buf)
-}
-
 // begin sets the run the following records belong to.
 func (a *Audit) begin(runID int64) {
 	a.mu.Lock()

@@ -3,6 +3,7 @@ package extract
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -83,15 +84,16 @@ func truthRan(t testing.TB, tr sim.Truth) map[int64]bool {
 }
 
 func TestFullCrawlEqualsTruthInMinimumCalls(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		opts sim.Options
 		page int
 	}{
-		{"asc, capped pages", sim.Options{Seed: 7, Workspaces: 3, Streams: 60, JobsPerStream: 30, MaxPageSize: 25}, 0},
-		{"desc, capped pages", sim.Options{Seed: 8, Workspaces: 3, Streams: 60, JobsPerStream: 30, MaxPageSize: 25, StatsOrder: "desc"}, 0},
-		{"no stream reaches the cap", sim.Options{Seed: 9, Workspaces: 2, Streams: 40, JobsPerStream: 20}, 0},
-		{"requested below the cap", sim.Options{Seed: 10, Workspaces: 2, Streams: 40, JobsPerStream: 30, MaxPageSize: 1000}, 7},
+		{"asc, capped pages", sim.Options{Seed: 7, Workspaces: 3, Streams: 30, JobsPerStream: 30, MaxPageSize: 25}, 0},
+		{"desc, capped pages", sim.Options{Seed: 8, Workspaces: 3, Streams: 30, JobsPerStream: 30, MaxPageSize: 25, StatsOrder: "desc"}, 0},
+		{"no stream reaches the cap", sim.Options{Seed: 9, Workspaces: 2, Streams: 20, JobsPerStream: 20}, 0},
+		{"requested below the cap", sim.Options{Seed: 10, Workspaces: 2, Streams: 20, JobsPerStream: 30, MaxPageSize: 1000}, 7},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,6 +187,7 @@ func changedPages(before, after map[int64]truthJob, e int) (streams, pages int) 
 }
 
 func TestIncrementalCrawl(t *testing.T) {
+	t.Parallel()
 	// A hundred streams per workspace, as in the acceptance account, so the per-workspace
 	// calls weigh what they would there. Mappings and workspace-level lists are left out:
 	// the bound is about stream lists and job pages, and every write costs test time.
@@ -289,6 +292,7 @@ func TestIncrementalCrawl(t *testing.T) {
 }
 
 func TestFailedListingStaysIncomplete(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, sim.Options{Seed: 31, Workspaces: 2, Streams: 30, JobsPerStream: 30, MaxPageSize: 10})
 	if res := e.crawl(Options{}); res.Status != load.RunOK {
 		t.Fatalf("first crawl: %s %v", res.Status, res.Incomplete)
@@ -359,6 +363,7 @@ func TestFailedListingStaysIncomplete(t *testing.T) {
 }
 
 func TestQuotaExhaustedThenResumed(t *testing.T) {
+	t.Parallel()
 	// Two minutes before the UTC day ends, so the quota reopens without hours of
 	// simulated runs in between.
 	start := time.Date(2026, 3, 2, 23, 58, 0, 0, time.UTC)
@@ -410,6 +415,7 @@ func TestQuotaExhaustedThenResumed(t *testing.T) {
 }
 
 func TestMisalignedStreamIsReadInFull(t *testing.T) {
+	t.Parallel()
 	for _, order := range []string{"asc", "desc"} {
 		t.Run(order, func(t *testing.T) {
 			e := newEnv(t, sim.Options{Seed: 71, Workspaces: 1, Streams: 8, JobsPerStream: 30, MaxPageSize: 10, StatsOrder: order})
@@ -464,6 +470,7 @@ func TestMisalignedStreamIsReadInFull(t *testing.T) {
 // crawl: a crawl that ends ok must equal the truth at once; one that ends partial must
 // after one more clean run.
 func TestCrawlUnderFaults(t *testing.T) {
+	t.Parallel()
 	for _, seed := range []int64{81, 82} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			f, err := sim.ParseFaults("all=0.03,slow=0,storm429=0")
@@ -492,5 +499,77 @@ func TestCrawlUnderFaults(t *testing.T) {
 				t.Error("no empty or repeated page was injected; the test needs them")
 			}
 		})
+	}
+}
+
+func TestInterruptedCrawlCommitsItsPageAndResumes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sim.Options{Seed: 91, Workspaces: 2, Streams: 20, JobsPerStream: 30, MaxPageSize: 10})
+	ctx, cancel := context.WithCancel(context.Background())
+	served := 0
+	e.mu.Lock()
+	e.after = func() {
+		e.mu.Lock()
+		served++
+		n := served
+		e.mu.Unlock()
+		if n == 40 {
+			cancel() // while the crawler waits for this very answer
+		}
+	}
+	e.mu.Unlock()
+	res, err := e.crawler.Run(ctx, Options{Clock: e.clk, Logger: quietLogger()})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v, want the cancellation", err)
+	}
+	if res.Status != load.RunPartial || e.queryInt(`SELECT count(*) FROM runs WHERE id = $1 AND status = 'partial'`, res.RunID) != 1 {
+		t.Errorf("interrupted run: status %s, want partial (in runs too)", res.Status)
+	}
+	// The answer in flight at the cancellation was committed: nothing served was lost.
+	if res.Calls != 40 {
+		t.Errorf("the interrupted run made %d calls, want 40: none after the cancellation", res.Calls)
+	}
+	e.mu.Lock()
+	e.after = nil
+	e.mu.Unlock()
+	if res := e.crawl(Options{}); res.Status != load.RunOK {
+		t.Fatalf("resumed crawl: %s %v", res.Status, res.Incomplete)
+	}
+	e.assertEqualTruth()
+	for key, n := range e.pagesServed() {
+		if n > 1 {
+			t.Errorf("%s served %d times: the interrupted page was not committed", key, n)
+		}
+	}
+}
+
+func TestWorkspaceLeavingTheListRetiresWhatIsUnderIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sim.Options{Seed: 101, Workspaces: 4, Streams: 16, JobsPerStream: 5, Tokens: 2})
+	if res := e.crawl(Options{}); res.Status != load.RunOK {
+		t.Fatalf("crawl with the admin token: %s", res.Status)
+	}
+	// The second token sees a strict subset: to it the others are gone.
+	visible := e.sim.Truth().TokenWorkspaces["2"]
+	c, err := datorama.New(e.baseURL, e.sim.Tokens()[1], datorama.WithClock(e.clk), datorama.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.crawler.Client, e.crawler.Audit = c, nil
+	if res := e.crawl(Options{}); res.Status != load.RunOK {
+		t.Fatalf("crawl with the second token: %s %v", res.Status, res.Incomplete)
+	}
+	in := "(" + strings.Trim(strings.Join(strings.Fields(fmt.Sprint(visible)), ","), "[]") + ")"
+	for _, q := range []string{
+		"SELECT count(*) FROM workspaces WHERE is_deleted = (id NOT IN " + in + ")",
+		"SELECT count(*) FROM streams WHERE is_deleted = (workspace_id NOT IN " + in + ")",
+		"SELECT count(*) FROM jobs WHERE is_deleted = (workspace_id NOT IN " + in + ")",
+		"SELECT count(*) FROM mappings WHERE is_deleted = (workspace_id NOT IN " + in + ")",
+		"SELECT count(*) FROM dimensions WHERE is_deleted = (workspace_id NOT IN " + in + ")",
+	} {
+		total := e.queryInt(strings.SplitN(q, " WHERE", 2)[0])
+		if got := e.queryInt(q); got != total || total == 0 {
+			t.Errorf("%s: %d of %d rows, want all: deleted exactly when outside the visible workspaces %s", q, got, total, in)
+		}
 	}
 }

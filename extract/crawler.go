@@ -54,11 +54,13 @@ func (e *storeError) Unwrap() error { return e.err }
 
 // run is the state of one Run.
 type run struct {
-	c      *Crawler
-	o      Options
-	log    *slog.Logger
-	id     int64
-	parent context.Context // the caller's context: writes use it
+	c   *Crawler
+	o   Options
+	log *slog.Logger
+	id  int64
+	// parent is the caller's context without its cancellation: writes use it, so a page
+	// already fetched is committed even while the crawl is being interrupted.
+	parent context.Context
 
 	sinkMu sync.Mutex // the Sink is used by one goroutine at a time
 
@@ -92,7 +94,7 @@ func (c *Crawler) Run(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return Result{Status: load.RunFailed, Err: err}, err
 	}
-	r := &run{c: c, o: o, log: o.Logger, parent: ctx, rows: map[string]int{}}
+	r := &run{c: c, o: o, log: o.Logger, parent: context.WithoutCancel(ctx), rows: map[string]int{}}
 	r.callsStart = r.audited()
 	r.prog = newProgress(o.Progress, o.Logger, o.Clock, r.calls)
 	id, err := c.Sink.StartRun(ctx, load.RunStart{Schedule: o.Schedule, Kind: o.kind(), Started: o.Clock.Now()})
@@ -107,10 +109,26 @@ func (c *Crawler) Run(ctx context.Context, opts Options) (Result, error) {
 	r.log = r.log.With("run", id)
 	r.log.Info("crawl started", "full", o.Full, "entities", o.Entities)
 
-	r.crawl(ctx)
+	// A cancelled ctx stops new requests at once; requests in flight get interruptGrace
+	// to finish, so their pages are still committed.
+	apiCtx, cancelAPI := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelAPI()
+	stopWatch := context.AfterFunc(ctx, func() {
+		r.halt(fmt.Errorf("%w: %w", errInterrupted, context.Cause(ctx)))
+		time.AfterFunc(interruptGrace, cancelAPI)
+	})
+	defer stopWatch()
+	r.crawl(apiCtx)
 	r.prog.finish()
 	return r.finish(ctx)
 }
+
+// interruptGrace is how long requests in flight may take to finish after the caller
+// cancelled a crawl. It is real time: it bounds how long an interrupt waits.
+const interruptGrace = 2 * time.Second
+
+// errInterrupted marks a crawl stopped by its caller.
+var errInterrupted = errors.New("interrupted")
 
 // crawl runs the stages; a stage's failure to start ends it, a parent's failure is
 // recorded and the crawl goes on.
@@ -156,7 +174,9 @@ func (r *run) finish(ctx context.Context) (Result, error) {
 	r.mu.Unlock()
 	switch {
 	case ctx.Err() != nil:
-		res.Status, res.Err = load.RunFailed, fmt.Errorf("crawl interrupted: %w", context.Cause(ctx))
+		// Everything committed is kept and the next run resumes: a partial run.
+		res.Status, res.Err = load.RunPartial, fmt.Errorf("crawl %w: %w", errInterrupted, context.Cause(ctx))
+		res.Incomplete = append(res.Incomplete, "interrupted before the end")
 	case fatal != nil && errors.Is(fatal, datorama.ErrQuotaExhausted):
 		res.Status = load.RunQuotaExhausted
 	case fatal != nil && errors.Is(fatal, errCallCap):
@@ -268,7 +288,7 @@ func (r *run) failed(ctx context.Context, parent string, err error) {
 	case errors.As(err, new(*storeError)):
 		r.halt(err)
 		return
-	case ctx.Err() != nil, errors.Is(err, errHalted):
+	case ctx.Err() != nil, errors.Is(err, errHalted), r.halted.Load():
 		return // stopped: not this parent's fault
 	}
 	r.log.Warn("listing failed; it stays incomplete", "parent", parent, "err", err)

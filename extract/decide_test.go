@@ -142,11 +142,11 @@ func TestProbe(t *testing.T) {
 		size, number int
 		capped, ok   bool
 	}{
-		{10, 100, []int64{100}, 9, 2, false, true},           // exactly 10 jobs
+		{10, 100, []int64{100}, 9, 2, false, true},          // exactly 10 jobs
 		{10, 100, []int64{100, 101, 102}, 9, 2, true, true}, // capped at 10
-		{10, 100, nil, 9, 2, false, false},                   // job 10 must come back
-		{10, 100, []int64{1, 2}, 9, 2, false, false},         // page 1 repeated
-		{2, 7, nil, 2, 2, false, true},                       // too short for the trick
+		{10, 100, nil, 9, 2, false, false},                  // job 10 must come back
+		{10, 100, []int64{1, 2}, 9, 2, false, false},        // page 1 repeated
+		{2, 7, nil, 2, 2, false, true},                      // too short for the trick
 		{1, 7, []int64{8}, 1, 2, true, true},
 	} {
 		size, number := probeFor(tc.n)

@@ -16,6 +16,12 @@
 // measurements, harmonized dimensions, patterns, calculated measurements) are read on
 // their own cadence (Options.WorkspaceListsEvery).
 //
+// The listing's run fields move only when a run finishes, so for the streams that look
+// unchanged the bulk status endpoint is asked too (one call per workspace and 100 such
+// streams): a stream whose latest run is not final yet is read, and its jobs in flight
+// are stored. A stream that leaves its workspace's complete listing has its jobs and
+// mapping marked deleted with it.
+//
 // # Reading a stream's jobs
 //
 // The stats list is paged (pageSize, 1-based pageNumber) and ends with a page shorter
@@ -55,4 +61,14 @@
 // the stream's listing fails. A listing that fails part-way keeps the pages it wrote but
 // never marks anything deleted and never advances the stream's fingerprint, so the next
 // run reads it again; the run ends partial, naming the parent.
+//
+// # Stopping
+//
+// The daily quota running out, Options.MaxCalls, a failing store or the caller's
+// cancellation stop a crawl cleanly: no new request is sent, the answers in flight are
+// still committed (after a cancellation they get a few seconds), and the run is recorded
+// as quota_exhausted, partial or failed. The next run resumes from the checkpoints
+// without asking again for anything stored. Streams are read by Options.Workers workers
+// (default one, since one token's pace leaves a single worker idle most of the time); a
+// kill loses at most the page each worker had in flight.
 package extract

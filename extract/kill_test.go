@@ -78,6 +78,7 @@ func TestCrawlChild(t *testing.T) {
 }
 
 func TestKillAndResume(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, sim.Options{Seed: 51, Workspaces: 3, Streams: 50, JobsPerStream: 30, MaxPageSize: 10})
 	e.store.Close() // the children own the file until the last kill
 
@@ -90,16 +91,17 @@ func TestKillAndResume(t *testing.T) {
 		delay := time.Duration(rng.IntN(15)) * time.Millisecond
 		cmd := childCommand(e, "")
 		var once sync.Once
+		var proc *os.Process // set under e.mu once the child started
 		seen := 0
 		e.mu.Lock()
 		e.after = func() {
 			e.mu.Lock()
 			seen++
-			hit := seen == n
+			hit, p := seen == n, proc
 			e.mu.Unlock()
-			if hit {
+			if hit && p != nil {
 				once.Do(func() {
-					time.AfterFunc(delay, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
+					time.AfterFunc(delay, func() { _ = p.Signal(syscall.SIGKILL) })
 				})
 			}
 		}
@@ -107,6 +109,9 @@ func TestKillAndResume(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		e.mu.Lock()
+		proc = cmd.Process
+		e.mu.Unlock()
 		err := cmd.Wait()
 		e.mu.Lock()
 		e.after = nil

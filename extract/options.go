@@ -69,8 +69,9 @@ type Options struct {
 	MaxCalls int
 	// Workers is how many streams are read concurrently.
 	Workers int
-	// SkipBulkStatus turns off the bulk status check for runs in flight (see
-	// run.inFlight); their jobs are then stored once the runs finish.
+	// SkipBulkStatus turns off the bulk status call (one per workspace and 100 unchanged
+	// streams) that finds runs started since the last crawl but not finished yet, which
+	// the stream listing does not show; their jobs are then stored once the runs finish.
 	SkipBulkStatus bool
 	// EmptyPageChecks is how often a suspicious empty stats page is fetched again before
 	// it is believed; negative means never.

@@ -152,18 +152,21 @@ func (c *Crawler) Plan(ctx context.Context, opts Options) (Plan, error) {
 // UpTo adds.
 func planJobs(o Options, acct accountState, states map[int64]*jobsState, streams, bulk int, now time.Time) EntityPlan {
 	size := acct.pageSize(o.RequestPageSize)
-	var full, resume, incr, pending, unchanged, certain int
+	var full, resume, incr, pending, unchanged, certain, extra int
 	for _, st := range states {
+		pages := st.Count/size + 1
 		switch decideJobs(st, st.Listing, acct.Order, now, o) {
 		case readFull:
 			full++
-			certain += st.Count/size + 1
+			certain += pages
 		case readResume:
 			resume++
 			certain++
+			extra += pages // how far the list goes on is unknown
 		case readIncremental:
 			incr++
 			certain++
+			extra += min(st.NonFinal, pages) // each job not final may sit on a page of its own
 		case readPending:
 			pending++
 			certain++
@@ -176,7 +179,7 @@ func planJobs(o Options, acct accountState, states map[int64]*jobsState, streams
 	if !o.Full && !o.SkipBulkStatus {
 		certain += bulk
 	}
-	extra := unchanged
+	extra += unchanged
 	if acct.Cap == 0 {
 		extra++ // a first page longer than any before needs the cap probe
 	}

@@ -1,11 +1,13 @@
 package extract
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/load"
@@ -105,7 +107,7 @@ func (r *run) listWorkspaces(ctx context.Context) (wss []datorama.Workspace, com
 		// read, infer no deletions.
 		r.failed(ctx, "workspaces", firstErr)
 	}
-	slices.SortFunc(wss, func(a, b datorama.Workspace) int { return int(a.ID - b.ID) })
+	slices.SortFunc(wss, func(a, b datorama.Workspace) int { return cmp.Compare(a.ID, b.ID) })
 	return wss, firstErr == nil, nil
 }
 
@@ -148,10 +150,13 @@ func (r *run) streams(ctx context.Context, wss []int64) []*streamWork {
 		r.halt(err)
 		return nil
 	}
-	r.retireWorkspaces(wss, listCPs)
 
 	r.prog.stage(load.Streams, len(wss))
 	perWS := make([][]*streamWork, len(wss))
+	var (
+		goneMu sync.Mutex
+		gone   []int64 // streams that left a complete listing of their workspace
+	)
 	r.parallel(ctx, len(wss), func(ctx context.Context, i int) {
 		defer r.prog.step(1)
 		ws := wss[i]
@@ -188,7 +193,9 @@ func (r *run) streams(ctx context.Context, wss []int64) []*streamWork {
 			return
 		}
 		if before, ok := decodeState[listState](listCPs[ws].State); ok {
-			r.retireStreams(without(before.IDs, b.AllIDs))
+			goneMu.Lock()
+			gone = append(gone, without(before.IDs, b.AllIDs)...)
+			goneMu.Unlock()
 		}
 		perWS[i] = work
 	})
@@ -196,7 +203,16 @@ func (r *run) streams(ctx context.Context, wss []int64) []*streamWork {
 	for _, w := range perWS {
 		all = append(all, w...)
 	}
-	slices.SortFunc(all, func(a, b *streamWork) int { return int(a.id - b.id) })
+	slices.SortFunc(all, func(a, b *streamWork) int { return cmp.Compare(a.id, b.id) })
+	if !r.done(ctx) {
+		// A stream listed under another workspace now has moved, not gone.
+		listed := make([]int64, len(all))
+		for i, w := range all {
+			listed[i] = w.id
+		}
+		gone = append(gone, r.goneWorkspaces(ctx, wss, listCPs)...)
+		r.retireStreams(without(gone, listed))
+	}
 	return all
 }
 
@@ -410,15 +426,17 @@ func (r *run) inFlight(ctx context.Context, streams []*streamWork) {
 	}
 }
 
-// retireWorkspaces retires the streams of workspaces a complete workspace list no longer
-// has: the API answers nothing under them any more. wss is what the crawl goes on with;
-// it is the complete list only when the workspace list was read cleanly.
-func (r *run) retireWorkspaces(wss []int64, listCPs map[int64]load.Checkpoint) {
+// goneWorkspaces marks the stream lists and workspace-level lists of workspaces a
+// complete workspace list no longer has as empty (the API answers nothing under them any
+// more) and returns their streams. wss is what the crawl goes on with; it is the complete list only when the
+// workspace list was read cleanly.
+func (r *run) goneWorkspaces(ctx context.Context, wss []int64, listCPs map[int64]load.Checkpoint) []int64 {
 	if !r.wsComplete {
-		return
+		return nil
 	}
+	var streams []int64
 	for ws, cp := range listCPs {
-		if slices.Contains(wss, ws) {
+		if slices.Contains(wss, ws) || r.done(ctx) {
 			continue
 		}
 		st, ok := decodeState[listState](cp.State)
@@ -426,14 +444,21 @@ func (r *run) retireWorkspaces(wss []int64, listCPs map[int64]load.Checkpoint) {
 			continue // retired before, or never had streams
 		}
 		now := r.o.Clock.Now()
-		err := r.write(load.Batch{Entity: load.Streams, ParentID: ws, Complete: true, ObservedAt: now,
-			Checkpoint: &load.Checkpoint{Kind: kindStreams, ParentID: ws, UpdatedAt: now, State: encodeState(listState{At: now, IDs: []int64{}})}})
-		if err != nil {
-			r.halt(err)
-			return
+		batches := []load.Batch{{Entity: load.Streams, ParentID: ws, Complete: true, ObservedAt: now,
+			Checkpoint: &load.Checkpoint{Kind: kindStreams, ParentID: ws, UpdatedAt: now, State: encodeState(listState{At: now})}}}
+		for _, e := range workspaceLists {
+			batches = append(batches, load.Batch{Entity: e, ParentID: ws, Complete: true, ObservedAt: now})
 		}
-		r.retireStreams(st.IDs)
+		for _, b := range batches {
+			if err := r.write(b); err != nil {
+				r.halt(err)
+				return nil
+			}
+		}
+		r.log.Info("workspace left the workspace list; what was under it is marked deleted", "workspace", ws)
+		streams = append(streams, st.IDs...)
 	}
+	return streams
 }
 
 // retireStreams marks the jobs and mapping of streams that left a complete listing

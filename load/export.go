@@ -29,6 +29,9 @@ const (
 	versionsSuffix = ".versions"
 	linkTmpSuffix  = ".link.tmp"
 	tmpSuffix      = ".tmp"
+	// publishSuffix names the serving copy being written. Not ".tmp": DuckDB spills a
+	// reader's big queries into "<database file>.tmp/".
+	publishSuffix = ".new"
 )
 
 // ExportStats describes one Parquet export.
@@ -134,6 +137,11 @@ func (s *Store) exportTables(ctx context.Context, tmp, version string, rows map[
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	restore, err := s.bulkSettings(ctx)
+	if err != nil {
+		return err
+	}
+	defer restore()
 	return s.inTx(ctx, func() error {
 		for _, t := range tables {
 			if t == "schema_migrations" {
@@ -309,7 +317,7 @@ func syncFile(path string) error {
 func quoteIdent(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
-// Publish writes the BI copy: the whole store is copied into servingPath+".tmp" (one
+// Publish writes the BI copy: the whole store is copied into servingPath+".new" (one
 // consistent snapshot), which is closed, synced and renamed over servingPath. Readers
 // that had the old file open keep reading it; new opens see the new one. A kill at any
 // point leaves the old file in place; its leftovers are removed by the next Publish.
@@ -318,7 +326,7 @@ func (s *Store) Publish(ctx context.Context, servingPath string) error {
 		return errReadOnly
 	}
 	start := time.Now()
-	tmp := servingPath + tmpSuffix
+	tmp := servingPath + publishSuffix
 	for _, p := range []string{tmp, tmp + ".wal"} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("publish: removing leftover %s: %w", p, err)
@@ -354,6 +362,11 @@ func (s *Store) copyDatabase(ctx context.Context, tmp string) (err error) {
 	if s.wconn == nil {
 		return errors.New("store is closed")
 	}
+	restore, err := s.bulkSettings(ctx)
+	if err != nil {
+		return err
+	}
+	defer restore()
 	var current string
 	if err := s.wconn.QueryRowContext(ctx, "SELECT current_database()").Scan(&current); err != nil {
 		return err
@@ -374,4 +387,32 @@ func (s *Store) copyDatabase(ctx context.Context, tmp string) (err error) {
 		return fmt.Errorf("copying into %s: %w", tmp, err)
 	}
 	return nil
+}
+
+// BulkMemoryLimit is DuckDB's memory limit while Export and Publish run on a store opened
+// with the default limit: a partitioned COPY of a million jobs runs out of memory at the
+// crawl's 128 MB. A limit chosen in Options applies to everything.
+const BulkMemoryLimit = "1GB"
+
+// bulkSettings raises the memory limit and drops insertion-order preservation (which
+// costs memory and means nothing in an export) for a bulk copy, and returns the function
+// that puts both back. Callers hold s.mu.
+func (s *Store) bulkSettings(ctx context.Context) (restore func(), err error) {
+	limit := s.memoryLimit
+	if limit == DefaultMemoryLimit {
+		limit = BulkMemoryLimit
+	}
+	set := func(ctx context.Context, limit string, order bool) error {
+		_, err := s.wconn.ExecContext(ctx, fmt.Sprintf(
+			`SET GLOBAL memory_limit = %s; SET GLOBAL preserve_insertion_order = %t`, quoteString(limit), order))
+		return err
+	}
+	if err := set(ctx, limit, false); err != nil {
+		return nil, fmt.Errorf("configuring DuckDB for a bulk copy: %w", err)
+	}
+	return func() {
+		if err := set(context.WithoutCancel(ctx), s.memoryLimit, true); err != nil {
+			s.log.Warn("restoring DuckDB settings after a bulk copy", "err", err)
+		}
+	}, nil
 }

@@ -371,7 +371,7 @@ func TestPublish(t *testing.T) {
 	if n := count(t, fresh.DB(), `SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'stg_%'`); n != 0 {
 		t.Error("serving copy holds staging tables")
 	}
-	for _, leftover := range []string{servingIn(dir) + tmpSuffix, servingIn(dir) + tmpSuffix + ".wal"} {
+	for _, leftover := range []string{servingIn(dir) + publishSuffix, servingIn(dir) + publishSuffix + ".wal"} {
 		if _, err := os.Stat(leftover); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left behind", leftover)
 		}

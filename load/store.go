@@ -25,10 +25,18 @@ const (
 	LockFile    = "drextract.lock"
 )
 
+// DefaultMemoryLimit is the store's default DuckDB memory_limit. Measured: writing 600,000
+// jobs in 1000-job pages peaked at 273 MB resident for the whole process (versus 780 MB
+// and growing without a limit).
+const DefaultMemoryLimit = "128MB"
+
 // Options configure a read-write Store. Zero values use the real clock and slog.Default.
 type Options struct {
 	Clock  clock.Clock
 	Logger *slog.Logger
+	// MemoryLimit is DuckDB's memory_limit for the store, e.g. "1GB"; default
+	// DefaultMemoryLimit. Raise it for faster exports and queries on a big store.
+	MemoryLimit string
 
 	// migrations replaces the embedded migrations; tests use it to fake older and newer
 	// binaries.
@@ -41,8 +49,10 @@ type Store struct {
 	db       *sql.DB
 	path     string
 	readOnly bool
-	clock    clock.Clock
-	log      *slog.Logger
+	// memoryLimit is DuckDB's memory_limit, set at Open.
+	memoryLimit string
+	clock       clock.Clock
+	log         *slog.Logger
 
 	// mu serialises everything done on wconn: batch writes, audit appends, export and
 	// publish, so each sees a store no other write of ours is halfway through.
@@ -84,12 +94,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.MemoryLimit == "" {
+		opts.MemoryLimit = DefaultMemoryLimit
+	}
 	s := &Store{
-		db:    db,
-		path:  path,
-		clock: opts.Clock,
-		log:   opts.Logger.With("component", "load"),
-		stmts: map[string]*sql.Stmt{},
+		db:          db,
+		path:        path,
+		memoryLimit: opts.MemoryLimit,
+		clock:       opts.Clock,
+		log:         opts.Logger.With("component", "load"),
+		stmts:       map[string]*sql.Stmt{},
 	}
 	if err := s.init(ctx, opts.migrations); err != nil {
 		_ = s.Close()
@@ -99,14 +113,22 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 }
 
 func (s *Store) init(ctx context.Context, migrations fs.FS) error {
+	// memory_limit caps DuckDB's buffer pool, which otherwise grows to most of the
+	// machine's memory as the store does: a crawl's memory use must not grow with the
+	// store. DuckDB spills to <store>.tmp/ beyond it. The WAL is folded into the file
+	// every 64 MB rather than DuckDB's 16 MB: each checkpoint rewrites the tables' last
+	// row groups, which with 1000-job pages cost more than the writes; much more than 64
+	// MB and the checkpoint itself pushes the peak memory up. FinishRun also checkpoints.
+	for _, set := range []string{
+		fmt.Sprintf("SET GLOBAL memory_limit = %s", quoteString(s.memoryLimit)),
+		"SET GLOBAL checkpoint_threshold = '64MB'",
+	} {
+		if _, err := s.db.ExecContext(ctx, set); err != nil {
+			return fmt.Errorf("configuring %s (%s): %w", s.path, set, err)
+		}
+	}
 	if _, err := migrate(ctx, s.db, migrations, s.clock, s.log); err != nil {
 		return fmt.Errorf("migrating %s: %w", s.path, err)
-	}
-	// DuckDB folds its WAL into the file every 16 MB by default, and each such checkpoint
-	// rewrites the tables' last row groups; with 1000-job pages that took more CPU than
-	// the writes themselves. FinishRun checkpoints at the end of each run instead.
-	if _, err := s.db.ExecContext(ctx, "SET GLOBAL checkpoint_threshold = '256MB'"); err != nil {
-		return fmt.Errorf("configuring %s: %w", s.path, err)
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {

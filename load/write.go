@@ -38,11 +38,14 @@ const checkpointSQL = `INSERT INTO checkpoints (kind, parent_id, state, run_id, 
 	ON CONFLICT (kind, parent_id) DO UPDATE SET
 		state = excluded.state, run_id = excluded.run_id, updated_at = excluded.updated_at`
 
-// Write applies one batch and its checkpoint in one transaction (see Sink). Rows are
-// staged with the Appender, then merged with set-based statements: status changes of
-// jobs, SCD2 history, an upsert of the current rows, and, for a Complete batch, the
-// soft-deletion of the parent's rows the listing no longer has. A row whose Raw is not
-// valid JSON fails the whole batch.
+// Write applies one batch and its checkpoint in one transaction (see Sink). It is called
+// once per page; concurrent calls are serialised. Rows are staged with the Appender and
+// merged with a few set-based statements, never one per row: they are compared with the
+// stored rows, job status changes and SCD2 versions are recorded, new rows are inserted,
+// changed ones replaced (first_seen kept), unchanged ones only get last_seen and run_id
+// moved on, and, for a Complete batch, the parent's rows the listing no longer has are
+// marked deleted. Repeated rows in a batch count once (the last wins). A row whose Raw is
+// not valid JSON fails the whole batch, as does a job of another stream than ParentID.
 func (s *Store) Write(ctx context.Context, runID int64, b Batch) error {
 	if s.readOnly {
 		return errReadOnly

@@ -148,16 +148,18 @@ func (b *Budget) alive(f flight) bool {
 	return processAlive(f.PID)
 }
 
-// attempt is one look at the budget on behalf of waiter w. With take, a call that may go
-// is recorded as sent and its permit returned. foreign says the decision waits on a call
-// of another process, which no notification will announce.
+// attemptResult is what one look at a budget found.
 type attemptResult struct {
-	d       decision
-	score   [2]int // what is left this window and today: more is preferred
+	d     decision
+	score [2]int // what is left this window and today: more is preferred
+	// foreign says d waits on a call of another process, which no notification will
+	// announce.
 	foreign bool
-	permit  *permit
+	permit  *permit // set when the call was taken
 }
 
+// attempt is one look at the budget on behalf of waiter w. With take, a call that may go
+// is recorded as sent and its permit returned.
 func (b *Budget) attempt(ctx context.Context, w *waiter, c datorama.Call, prio Priority, take bool) (attemptResult, error) {
 	var r attemptResult
 	err := b.update(ctx, func(s *state, now time.Time) bool {

@@ -15,8 +15,10 @@
 //     when the current one ends. Platform and Query calls have separate windows; both
 //     count against the daily quota.
 //   - Every response's headers are trusted over local counts (another program may spend
-//     the same token), except that calls still in flight are taken off what the server
-//     reported, because the server may not have counted them yet.
+//     the same token): a window's count is the highest the server has reported in it
+//     (so answers arriving out of order do no harm), and calls still in flight are
+//     taken off what it leaves, because the server may not have counted them yet. Until
+//     the first answer of a window, one call at a time is sent.
 //   - Early in a window calls go as soon as they are allowed; the last Safety.Spread of a
 //     window's calls are spaced evenly over what is left of it, so fresh headers arrive
 //     between them and another program's spending shows before the window runs dry.
@@ -29,4 +31,9 @@
 //   - A waiting Interactive call goes before waiting Scheduled calls, and those before
 //     Backfill calls. Priorities are honoured within a process; between processes sharing
 //     a state file, calls are served as they come.
+//   - With Config.StateDir, every process on the machine using a token reads and writes
+//     one small state file per token under a file lock, calls in flight included. A call
+//     in flight whose process died, or that is older than Safety.InFlightTTL, is
+//     forgotten; values no honest writer leaves (a reset far ahead, a corrupt file) are
+//     repaired or replaced with a warning, so stale state never blocks anyone.
 package ratelimit

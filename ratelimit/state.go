@@ -56,11 +56,11 @@ type dailyState struct {
 
 // flight is one call sent and not yet finished.
 type flight struct {
-	ID    string `json:"id"`
-	Owner string `json:"owner"` // the Budget that sent it
-	PID   int    `json:"pid"`
-	Kind datorama.Kind `json:"kind"`
-	Sent time.Time     `json:"sent"`
+	ID    string        `json:"id"`
+	Owner string        `json:"owner"` // the Budget that sent it
+	PID   int           `json:"pid"`
+	Kind  datorama.Kind `json:"kind"`
+	Sent  time.Time     `json:"sent"`
 	// Window is the Reset of the window the call was counted in when sent.
 	Window time.Time `json:"window"`
 }

@@ -16,4 +16,11 @@
 // error level at most every ten minutes; the first success afterwards logs "recovered"
 // once. A run stopped by quota exhaustion is not a failure: its schedule sleeps until the
 // quota resets. context.Canceled during shutdown is not a failure either.
+//
+// The status endpoint (NewHandler, Listen, Serve) answers GET /healthz, /status (JSON)
+// and /metrics (Prometheus text) and nothing else: every other method is 405, so it has
+// no write operation. It has no authentication either, so Listen refuses any address
+// that is not loopback unless the operator passes allowAny (--listen-any). Tokens never
+// reach it: budgets are named by fingerprint, and anything that does not look like one
+// is shown as tok_invalid.
 package serve

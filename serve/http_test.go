@@ -41,7 +41,7 @@ schedules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	runFor(t, s, mc, t0.Add(70*time.Minute))
+	runFor(t, s, mc, rr, t0.Add(70*time.Minute))
 
 	m.ObserveAPICall("GET /v1/workspaces", 200, 80*time.Millisecond)
 	m.ObserveAPICall("GET /v1/workspaces", 200, 90*time.Millisecond)

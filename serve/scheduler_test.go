@@ -62,6 +62,13 @@ type recordingRunner struct {
 	runs     []run
 	attempts map[string]int
 	started  chan string // optional: receives each schedule name as its run starts
+	wake     time.Time   // when the run under way ends
+}
+
+func (r *recordingRunner) wakeAt() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.wake
 }
 
 func (r *recordingRunner) Run(ctx context.Context, sc *config.Schedule) (Outcome, error) {
@@ -76,6 +83,7 @@ func (r *recordingRunner) Run(ctx context.Context, sc *config.Schedule) (Outcome
 	}
 	r.attempts[sc.Name]++
 	attempt := r.attempts[sc.Name]
+	r.wake = start.Add(r.dur[sc.Name])
 	r.mu.Unlock()
 	if r.started != nil {
 		r.started <- sc.Name
@@ -102,25 +110,24 @@ func (r *recordingRunner) list() []run {
 	return out
 }
 
-// runFor runs the scheduler on an auto-advancing virtual clock until the clock reaches
-// until, then cancels it and returns once Run has returned.
-func runFor(t *testing.T, s *Scheduler, mc *clock.Manual, until time.Time) {
+// runFor runs the scheduler on the virtual clock until the clock reaches until, then
+// cancels it and returns once Run has returned.
+//
+// The clock is driven deterministically rather than by auto-advance: it moves only once
+// every goroutine waits on it — one timer per schedule, plus the run's own timer while a
+// run is under way — and then straight to the earliest of those timers. So the test
+// does not depend on how fast the machine is.
+func runFor(t *testing.T, s *Scheduler, mc *clock.Manual, rr *recordingRunner, until time.Time) {
 	t.Helper()
-	// A generous idle keeps the virtual clock from jumping while a goroutine is between
-	// reading the time and setting its timer on a loaded machine.
-	stop := mc.AutoAdvance(8 * time.Millisecond)
-	defer stop()
-	// A timer, not polling: reading the clock would count as activity and keep the
-	// auto-advance from ever seeing it idle.
-	reached := mc.After(until.Sub(mc.Now()))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	select {
-	case <-reached:
-	case <-time.After(40 * time.Second):
-		cancel()
-		t.Fatalf("virtual clock stuck at %s, wanted %s", mc.Now(), until)
+	for {
+		next := waitQuiescent(t, s, mc, rr)
+		if next.After(until) {
+			break
+		}
+		mc.Set(next)
 	}
 	cancel()
 	select {
@@ -130,6 +137,41 @@ func runFor(t *testing.T, s *Scheduler, mc *clock.Manual, until time.Time) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return within 5 s of cancel")
+	}
+}
+
+// waitQuiescent waits until the scheduler and the runner all wait on the clock and
+// returns the earliest time they wait for.
+func waitQuiescent(t *testing.T, s *Scheduler, mc *clock.Manual, rr *recordingRunner) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		snap := s.Snapshot()
+		want := len(snap.Schedules)
+		if snap.Running != nil {
+			want++ // the run sleeps on the clock
+		}
+		starting := snap.Running == nil && len(snap.Queue) > 0
+		if !starting && mc.Pending() == want {
+			var next time.Time
+			for _, st := range snap.Schedules {
+				if st.NextRun != nil && (next.IsZero() || st.NextRun.Before(next)) {
+					next = *st.NextRun
+				}
+			}
+			if snap.Running != nil {
+				if w := rr.wakeAt(); next.IsZero() || w.Before(next) {
+					next = w
+				}
+			}
+			if next.After(mc.Now()) {
+				return next
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scheduler not quiescent at %s: %d timers, snapshot %+v", mc.Now(), mc.Pending(), snap)
+		}
+		time.Sleep(100 * time.Microsecond)
 	}
 }
 
@@ -178,7 +220,7 @@ schedules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	runFor(t, s, mc, t0.Add(24*time.Hour+10*time.Minute))
+	runFor(t, s, mc, rr, t0.Add(24*time.Hour+10*time.Minute))
 
 	// What cron and the single-writer rule give, derived by hand:
 	// 02:30 jobs-quarter runs to 02:34; metadata-daily fires 02:32, is queued, runs
@@ -290,7 +332,7 @@ schedules:
 			if err != nil {
 				t.Fatal(err)
 			}
-			runFor(t, s, mc, t0.Add(2*time.Hour+15*time.Minute))
+			runFor(t, s, mc, rr, t0.Add(2*time.Hour+15*time.Minute))
 			var got []string
 			for _, r := range rr.list() {
 				if r.name == "short" && r.start.Before(at("02:00")) {
@@ -338,7 +380,7 @@ schedules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	runFor(t, s, mc, t0.Add(3*time.Hour))
+	runFor(t, s, mc, rr, t0.Add(3*time.Hour))
 
 	// Holds count from the end of the failed run (each takes a minute): 00:10 fails, hold
 	// to 00:26 (00:20 skipped); 00:30 fails, hold 30 min to 01:01 (00:40, 00:50, 01:00

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -103,6 +104,13 @@ func (st *State) genTokens(o Options) {
 			b[i] = byte(r.UintN(256))
 		}
 		secret := fmt.Sprintf("dato-api-%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+		// A given secret replaces the drawn one after the draw, so the account stays the same.
+		if k <= len(o.TokenValues) && o.TokenValues[k-1] != "" {
+			v := o.TokenValues[k-1]
+			if !slices.ContainsFunc(st.tokens, func(t *token) bool { return t.secret == v }) {
+				secret = v
+			}
+		}
 		t := &token{index: k, secret: secret, user: int32(k - 1), visible: map[int64]bool{}}
 		t.viewer = o.ViewerTokens && k > 1
 		W := len(st.workspaces)
