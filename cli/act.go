@@ -228,24 +228,12 @@ func runActionRequest(ctx context.Context, w *wiring, g *globalOptions, req acti
 		}
 		return action.WriteReport(g.stdout, rep)
 	}
-	tokens, err := w.tokens()
+	s, err := w.session(ctx, nil)
 	if err != nil {
 		return err
 	}
-	pool := w.pool(tokens)
-	client, err := w.client(pool, nil)
-	if err != nil {
-		return err
-	}
-	store, closeStore, err := w.openStore(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := closeStore(); cerr != nil {
-			w.log.Warn("closing the store", "error", cerr)
-		}
-	}()
+	defer s.close()
+	pool, client, store := s.pool, s.client, s.store
 	eng.DB, eng.Client = store.DB(), client
 	eng.Budget = func() action.BudgetView { return poolBudgetView(pool) }
 	plan, err := eng.Prepare(ctx, req)

@@ -137,23 +137,12 @@ func runActionsReconcile(ctx context.Context, cmd *cobra.Command, g *globalOptio
 	if err != nil {
 		return err
 	}
-	tokens, err := w.tokens()
+	s, err := w.session(ctx, nil)
 	if err != nil {
 		return err
 	}
-	client, err := w.client(w.pool(tokens), nil)
-	if err != nil {
-		return err
-	}
-	store, closeStore, err := w.openStore(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := closeStore(); cerr != nil {
-			w.log.Warn("closing the store", "error", cerr)
-		}
-	}()
+	defer s.close()
+	client, store := s.client, s.store
 	eng := &action.Engine{DB: store.DB(), Client: client, Clock: w.clock, Logger: w.log}
 	notes, err := eng.Reconcile(ctx)
 	for _, n := range notes {

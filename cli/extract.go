@@ -85,25 +85,13 @@ func runExtract(ctx context.Context, cmd *cobra.Command, opts extractOptions, g 
 	if err != nil {
 		return err
 	}
-	tokens, err := w.tokens()
-	if err != nil {
-		return err
-	}
-	pool := w.pool(tokens)
 	audit := extract.NewAudit()
-	client, err := w.client(pool, audit)
+	s, err := w.session(ctx, audit)
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := w.openStore(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := closeStore(); cerr != nil {
-			w.log.Warn("closing the store", "error", cerr)
-		}
-	}()
+	defer s.close()
+	pool, client, store := s.pool, s.client, s.store
 
 	prio := ratelimit.Scheduled
 	if opts.full {

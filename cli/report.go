@@ -88,24 +88,12 @@ func runReport(ctx context.Context, cmd *cobra.Command, opts reportOptions, g *g
 	if !ok {
 		return withExit(ExitUsage, fmt.Errorf("no report named %q in %s; defined: %s", args[0], configName(w.cfg), reportNames(w.cfg)))
 	}
-	tokens, err := w.tokens()
+	s, err := w.session(ctx, nil)
 	if err != nil {
 		return err
 	}
-	pool := w.pool(tokens)
-	client, err := w.client(pool, nil)
-	if err != nil {
-		return err
-	}
-	store, closeStore, err := w.openStore(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := closeStore(); cerr != nil {
-			w.log.Warn("closing the store", "error", cerr)
-		}
-	}()
+	defer s.close()
+	client, store := s.client, s.store
 	r := &report.Runner{Client: client, Store: store, Clock: w.clock, Logger: w.log}
 	// A person is waiting: the call may spend the daily reserve, as other ad-hoc commands.
 	results, err := r.Run(ratelimit.WithPriority(ctx, ratelimit.Interactive), []config.Report{*def}, report.Options{Span: span})

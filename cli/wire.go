@@ -167,6 +167,39 @@ func (w *wiring) openStore(ctx context.Context) (st *load.Store, closeStore func
 	return st, func() error { return errors.Join(st.Close(), unlock()) }, nil
 }
 
+// session is what a command that calls the API and records what happened needs.
+type session struct {
+	pool   *ratelimit.Pool
+	client *datorama.Client
+	store  *load.Store
+	// close closes the store and releases the data directory's lock, logging a failure
+	// to close; call it once.
+	close func()
+}
+
+// session builds the client over the token pool (obs, if not nil, sees every call) and
+// opens the live store for writing.
+func (w *wiring) session(ctx context.Context, obs datorama.Observer) (*session, error) {
+	tokens, err := w.tokens()
+	if err != nil {
+		return nil, err
+	}
+	pool := w.pool(tokens)
+	client, err := w.client(pool, obs)
+	if err != nil {
+		return nil, err
+	}
+	store, closeStore, err := w.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &session{pool: pool, client: client, store: store, close: func() {
+		if err := closeStore(); err != nil {
+			w.log.Warn("closing the store", "error", err)
+		}
+	}}, nil
+}
+
 // openStoreReadOnly opens the live store for reading without the lock; while a writer
 // has it open, the serving copy is read instead.
 func (w *wiring) openStoreReadOnly(ctx context.Context) (*load.Store, error) {
