@@ -156,6 +156,12 @@ func chaosRun(t *testing.T, seed int64, retries int) (map[string]int, string) {
 		if len(res.Incomplete) == 0 {
 			t.Error("status partial without an incomplete parent")
 		}
+		// A call fails past the default bound only after five transient faults in a row:
+		// about 0.16^5 per call at these rates, a few in ten thousand calls. More than a
+		// couple of incomplete parents means transient faults are not being retried.
+		if retries == 0 && len(res.Incomplete) > 2 {
+			t.Errorf("%d parents incomplete under the default retry bound, expected at most 2: %v", len(res.Incomplete), res.Incomplete)
+		}
 	default:
 		t.Fatalf("faulted crawl: status %s (%v); want ok, or partial with the failing parents named", res.Status, res.Err)
 	}
