@@ -288,6 +288,11 @@ func (r *run) failed(ctx context.Context, parent string, err error) {
 	case errors.As(err, new(*storeError)):
 		r.halt(err)
 		return
+	case datorama.IsUnauthorized(err):
+		// A refused token is not one parent's problem: every further call would be
+		// refused too, so the crawl stops as failed and says why.
+		r.halt(fmt.Errorf("the API refused the token (401) while listing %s; check the token and the base URL: %w", parent, err))
+		return
 	case ctx.Err() != nil, errors.Is(err, errHalted), r.halted.Load():
 		return // stopped: not this parent's fault
 	}
