@@ -52,6 +52,8 @@ func TestCrawlChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	// Registered after the defers above so it reports once the store is closed.
+	t.Cleanup(watchChildMemory(st.DB()))
 	if v := os.Getenv(childDuckDBMemoryEnv); v != "" {
 		if _, err := st.DB().Exec("SET memory_limit = '" + v + "'"); err != nil {
 			t.Fatal(err)
