@@ -14,78 +14,70 @@ import (
 // rename through Mutate and a PATCH of the name leave the same trace (updateTime, the
 // updating user).
 
+// setField applies the writable field k of m to dst: absent leaves dst alone (PATCH) or
+// clears it (PUT, replace), JSON null clears it, anything else is decoded by dec. On a
+// decoding error dst is unchanged.
+func setField[T any](m map[string]json.RawMessage, replace bool, k string, dst *T, dec func(json.RawMessage) (T, error)) error {
+	var zero T
+	v, ok := m[k]
+	switch {
+	case !ok:
+		if replace {
+			*dst = zero
+		}
+	case string(bytes.TrimSpace(v)) == "null":
+		*dst = zero
+	default:
+		x, err := dec(v)
+		if err != nil {
+			return err
+		}
+		*dst = x
+	}
+	return nil
+}
+
 // applyStreamFields sets the writable fields present in m. With replace (PUT) the
 // writable fields absent from m are cleared. On error s is unchanged.
 func (st *State) applyStreamFields(s *stream, m map[string]json.RawMessage, replace bool) error {
 	ns := *s
 	isNull := func(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
 	str := func(k string, dst *string) error {
-		v, ok := m[k]
-		switch {
-		case !ok:
-			if replace {
-				*dst = ""
+		return setField(m, replace, k, dst, func(v json.RawMessage) (x string, err error) {
+			if json.Unmarshal(v, &x) != nil {
+				err = fmt.Errorf("%s: want a string", k)
 			}
-		case isNull(v):
-			*dst = ""
-		default:
-			if err := json.Unmarshal(v, dst); err != nil {
-				return fmt.Errorf("%s: want a string", k)
-			}
-		}
-		return nil
+			return x, err
+		})
 	}
 	boolean := func(k string, dst *bool) error {
-		v, ok := m[k]
-		switch {
-		case !ok:
-			if replace {
-				*dst = false
+		return setField(m, replace, k, dst, func(v json.RawMessage) (x bool, err error) {
+			if json.Unmarshal(v, &x) != nil {
+				err = fmt.Errorf("%s: want true or false", k)
 			}
-		case isNull(v):
-			*dst = false
-		default:
-			if err := json.Unmarshal(v, dst); err != nil {
-				return fmt.Errorf("%s: want true or false", k)
-			}
-		}
-		return nil
+			return x, err
+		})
 	}
 	id := func(k string, dst *int64) error {
-		v, ok := m[k]
-		switch {
-		case !ok:
-			if replace {
-				*dst = 0
+		return setField(m, replace, k, dst, func(v json.RawMessage) (int64, error) {
+			if string(bytes.TrimSpace(v)) == `"null"` {
+				return 0, nil
 			}
-		case isNull(v) || string(bytes.TrimSpace(v)) == `"null"`:
-			*dst = 0
-		default:
 			var f flexInt
 			if err := json.Unmarshal(v, &f); err != nil || f < 0 {
-				return fmt.Errorf("%s: want an id or null", k)
+				return 0, fmt.Errorf("%s: want an id or null", k)
 			}
-			*dst = int64(f)
-		}
-		return nil
+			return int64(f), nil
+		})
 	}
 	raw := func(k string, dst *json.RawMessage) error {
-		v, ok := m[k]
-		switch {
-		case !ok:
-			if replace {
-				*dst = nil
-			}
-		case isNull(v):
-			*dst = nil
-		default:
+		return setField(m, replace, k, dst, func(v json.RawMessage) (json.RawMessage, error) {
 			var buf bytes.Buffer
 			if err := json.Compact(&buf, v); err != nil {
-				return fmt.Errorf("%s: %v", k, err)
+				return nil, fmt.Errorf("%s: %v", k, err)
 			}
-			*dst = buf.Bytes()
-		}
-		return nil
+			return buf.Bytes(), nil
+		})
 	}
 	errs := []error{
 		str("name", &ns.name),
