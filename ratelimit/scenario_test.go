@@ -23,7 +23,7 @@ func TestScenarioSequentialCallsUseTheWholeWindow(t *testing.T) {
 	if r.calls != 900 {
 		t.Errorf("%d calls succeeded, want 900", r.calls)
 	}
-	if r.perMinute < 59 {
+	if r.perMinute < 59 && assertThroughput(t) {
 		t.Errorf("%.2f calls per simulated minute, want at least 59", r.perMinute)
 	}
 	if r.busiest > 60 {
@@ -62,7 +62,7 @@ func TestScenarioThreeTokensTripleTheThroughput(t *testing.T) {
 			t.Errorf("%d calls answered 429", r.throttled)
 		}
 	}
-	if ratio := three.perMinute / one.perMinute; ratio < 2.8 {
+	if ratio := three.perMinute / one.perMinute; ratio < 2.8 && assertThroughput(t) {
 		t.Errorf("three tokens make %.2f× the calls per minute of one, want at least 2.8×", ratio)
 	}
 }
@@ -76,7 +76,7 @@ func TestScenarioTwoBudgetsShareOneTokenThroughTheStateFile(t *testing.T) {
 	if r.busiest > 60 {
 		t.Errorf("%d calls in one server window, limit 60", r.busiest)
 	}
-	if r.perMinute < 59 {
+	if r.perMinute < 59 && assertThroughput(t) {
 		t.Errorf("%.2f calls per simulated minute together, want at least 59", r.perMinute)
 	}
 }
@@ -167,4 +167,17 @@ func TestScenarioDailyQuotaSpentBehindOurBack(t *testing.T) {
 	if waited := h.mc.Now().Sub(start); waited > time.Minute {
 		t.Errorf("waited %v for a quota that resets at midnight", waited)
 	}
+}
+
+// assertThroughput says whether calls-per-minute thresholds apply. Under the race
+// detector real time runs several times slower, so the virtual clock's auto-advance
+// (which jumps after a few milliseconds of real idleness) skips simulated time while
+// goroutines are still busy, and throughput measured in simulated minutes drops for
+// reasons that have nothing to do with the budget. The race run checks for data races,
+// 429s and window limits; the plain run and the benchmarks check throughput.
+func assertThroughput(t *testing.T) bool {
+	if raceDetector {
+		t.Log("throughput threshold not asserted under the race detector")
+	}
+	return !raceDetector
 }
