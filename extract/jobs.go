@@ -472,7 +472,32 @@ func (jr *jobsReader) park(jobs []datorama.Job) error {
 	if err := jr.commit(jobs, commitPending, 1); err != nil {
 		return err
 	}
+	// On a fresh account every stream can be parked until the probe: holding each one's
+	// maps would keep the whole first pages of the account in memory. The store has
+	// them; thaw rebuilds the maps from it and from prev, the ids of page 1.
+	jr.status, jr.seen = nil, nil
 	return errPending
+}
+
+// thaw rebuilds what park dropped: the status of every stored job of the stream (page 1
+// included, as it was committed) and the ids read by this read, which are page 1's.
+func (jr *jobsReader) thaw(ctx context.Context) error {
+	if jr.status != nil {
+		return nil
+	}
+	idx, err := jr.r.jobIndex(ctx, jr.w.id)
+	if err != nil {
+		return err
+	}
+	jr.status = make(map[int64]string, len(idx))
+	for _, k := range idx {
+		jr.status[k.ID] = k.Status
+	}
+	jr.seen = make(map[int64]struct{}, len(jr.prev))
+	for _, id := range jr.prev {
+		jr.seen[id] = struct{}{}
+	}
+	return nil
 }
 
 // resolvePending decides the parked first pages, longest first: the probe of the
@@ -489,10 +514,11 @@ func (r *run) resolvePending(ctx context.Context) {
 		return cmp.Or(cmp.Compare(b.pendLen, a.pendLen), cmp.Compare(a.w.id, b.w.id))
 	})
 	r.prog.stage("page-size probes", len(pend))
-	for _, jr := range pend {
+	for i, jr := range pend {
 		if r.done(ctx) {
 			return
 		}
+		pend[i] = nil // a settled reader's maps can go
 		err := jr.resolve(datorama.WithWorkspace(ctx, jr.w.ws))
 		r.prog.step(1)
 		if err != nil {
@@ -505,6 +531,9 @@ func (r *run) resolvePending(ctx context.Context) {
 // and continues the read when the page was capped.
 func (jr *jobsReader) resolve(ctx context.Context) error {
 	r := jr.r
+	if err := jr.thaw(ctx); err != nil {
+		return err
+	}
 	a := r.account()
 	n := jr.pendLen
 	capped := false

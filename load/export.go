@@ -391,7 +391,7 @@ func (s *Store) copyDatabase(ctx context.Context, tmp string) (err error) {
 
 // BulkMemoryLimit is DuckDB's memory limit while Export and Publish run on a store opened
 // with the default limit: a partitioned COPY of a million jobs runs out of memory at the
-// crawl's 128 MB. A limit chosen in Options applies to everything.
+// crawl's default. A limit chosen in Options applies to everything.
 const BulkMemoryLimit = "1GB"
 
 // bulkSettings raises the memory limit and drops insertion-order preservation (which
