@@ -169,7 +169,7 @@ func benchMillion(b *testing.B, duckdbMemory string) {
 	if got := e.queryInt("SELECT count(*) FROM jobs WHERE NOT is_deleted"); got != jobs {
 		b.Errorf("stored %d jobs, the account has %d", got, jobs)
 	}
-	if peakMB >= 300 {
+	if peakMB >= 300 && duckdbMemory == "" { // the target is for the store as it ships
 		b.Errorf("peak RSS %.0f MB, target under 300 MB", peakMB)
 	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
