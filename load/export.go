@@ -2,12 +2,14 @@ package load
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -137,7 +139,7 @@ func (s *Store) exportTables(ctx context.Context, tmp, version string, rows map[
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	restore, err := s.bulkSettings(ctx)
+	restore, err := s.bulkSettings(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -155,20 +157,16 @@ func (s *Store) exportTables(ctx context.Context, tmp, version string, rows map[
 			if err := s.wconn.QueryRowContext(ctx, "SELECT count(*) FROM "+quoteIdent(t)).Scan(&n); err != nil {
 				return fmt.Errorf("counting %s: %w", t, err)
 			}
-			var q string
 			if t == Jobs {
-				q = fmt.Sprintf(`COPY (SELECT *,
-						year(coalesce(data_start_date, CAST(timezone('UTC', start_execution_time) AS DATE))) AS year,
-						month(coalesce(data_start_date, CAST(timezone('UTC', start_execution_time) AS DATE))) AS month
-					FROM jobs) TO %s (FORMAT PARQUET, COMPRESSION ZSTD, PARTITION_BY (year, month),
-					OVERWRITE_OR_IGNORE, FILENAME_PATTERN %s)`,
-					quoteString(target), quoteString("data_"+version+"_{i}"))
+				if err := s.exportJobs(ctx, target, version); err != nil {
+					return err
+				}
 			} else {
-				q = fmt.Sprintf(`COPY (SELECT * FROM %s) TO %s (FORMAT PARQUET, COMPRESSION ZSTD)`,
+				q := fmt.Sprintf(`COPY (SELECT * FROM %s) TO %s (FORMAT PARQUET, COMPRESSION ZSTD)`,
 					quoteIdent(t), quoteString(filepath.Join(target, "data_"+version+".parquet")))
-			}
-			if _, err := s.wconn.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("exporting %s: %w", t, err)
+				if _, err := s.wconn.ExecContext(ctx, q); err != nil {
+					return fmt.Errorf("exporting %s: %w", t, err)
+				}
 			}
 			rows[t] = n
 			if err := s.stage("export:table:" + t); err != nil {
@@ -362,7 +360,7 @@ func (s *Store) copyDatabase(ctx context.Context, tmp string) (err error) {
 	if s.wconn == nil {
 		return errors.New("store is closed")
 	}
-	restore, err := s.bulkSettings(ctx)
+	restore, err := s.bulkSettings(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -389,18 +387,77 @@ func (s *Store) copyDatabase(ctx context.Context, tmp string) (err error) {
 	return nil
 }
 
-// BulkMemoryLimit is DuckDB's memory limit while Export and Publish run on a store opened
-// with the default limit: a partitioned COPY of a million jobs runs out of memory at the
-// crawl's default. A limit chosen in Options applies to everything.
-const BulkMemoryLimit = "1GB"
+// jobsYear and jobsMonth are a job's partition: its data start date or, when the API
+// sent none, the UTC date it started; NULL when it has neither.
+const (
+	jobsPartDate = `coalesce(data_start_date, CAST(timezone('UTC', start_execution_time) AS DATE))`
+	jobsYear     = `year(` + jobsPartDate + `)`
+	jobsMonth    = `month(` + jobsPartDate + `)`
+)
 
-// bulkSettings raises the memory limit and drops insertion-order preservation (which
-// costs memory and means nothing in an export) for a bulk copy, and returns the function
-// that puts both back. Callers hold s.mu.
-func (s *Store) bulkSettings(ctx context.Context) (restore func(), err error) {
+// hiveDefault is the partition value of NULL, as DuckDB and Spark name it.
+const hiveDefault = "__HIVE_DEFAULT_PARTITION__"
+
+// exportJobs writes jobs to target/year=Y/month=M/data_<version>.parquet, one COPY per
+// partition. One COPY … PARTITION_BY keeps a row group open per partition at once: a
+// million jobs over three years needed a 1 GB memory limit and 1 GB resident, where one
+// partition at a time runs within the store's limit at about half the speed.
+func (s *Store) exportJobs(ctx context.Context, target, version string) error {
+	rows, err := s.wconn.QueryContext(ctx, fmt.Sprintf(
+		`SELECT DISTINCT %s AS y, %s AS m FROM jobs ORDER BY ALL`, jobsYear, jobsMonth))
+	if err != nil {
+		return fmt.Errorf("listing the partitions of jobs: %w", err)
+	}
+	type part struct{ y, m sql.NullInt64 }
+	var parts []part
+	for rows.Next() {
+		var p part
+		if err := rows.Scan(&p.y, &p.m); err != nil {
+			rows.Close()
+			return fmt.Errorf("listing the partitions of jobs: %w", err)
+		}
+		parts = append(parts, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("listing the partitions of jobs: %w", err)
+	}
+	value := func(v sql.NullInt64) (dir, cond string) {
+		if !v.Valid {
+			return hiveDefault, " IS NULL"
+		}
+		return strconv.FormatInt(v.Int64, 10), " = " + strconv.FormatInt(v.Int64, 10)
+	}
+	for _, p := range parts {
+		yDir, yCond := value(p.y)
+		mDir, mCond := value(p.m)
+		dir := filepath.Join(target, "year="+yDir, "month="+mDir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		q := fmt.Sprintf(`COPY (SELECT * FROM jobs WHERE %s%s AND %s%s) TO %s (FORMAT PARQUET, COMPRESSION ZSTD)`,
+			jobsYear, yCond, jobsMonth, mCond, quoteString(filepath.Join(dir, "data_"+version+".parquet")))
+		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("exporting jobs of year=%s/month=%s: %w", yDir, mDir, err)
+		}
+	}
+	return nil
+}
+
+// ExportMemoryLimit is DuckDB's memory limit while Export runs on a store opened with the
+// default limit: Parquet writers hold a row group of every column in memory, which wide
+// job rows push past the crawl's 64 MB. A limit chosen in Options applies to everything.
+const ExportMemoryLimit = "256MB"
+
+// bulkSettings sets the memory limit for a bulk copy and drops insertion-order
+// preservation, which costs memory and means nothing in an export or a copy, and returns
+// the function that puts both back. Publish keeps the store's limit: measured on a
+// crawled million jobs, it takes as long under 64 MB as under 1 GB (1.7 s) and peaks at
+// 176 MB resident instead of 780 MB. Callers hold s.mu.
+func (s *Store) bulkSettings(ctx context.Context, export bool) (restore func(), err error) {
 	limit := s.memoryLimit
-	if limit == DefaultMemoryLimit {
-		limit = BulkMemoryLimit
+	if export && limit == DefaultMemoryLimit {
+		limit = ExportMemoryLimit
 	}
 	set := func(ctx context.Context, limit string, order bool) error {
 		_, err := s.wconn.ExecContext(ctx, fmt.Sprintf(

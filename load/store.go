@@ -28,8 +28,8 @@ const (
 // DefaultMemoryLimit is the store's default DuckDB memory_limit. Measured with
 // BenchmarkCrawl/million (extract): a crawl of 800,000 jobs peaks at about 195 MB resident
 // for the whole process with 64 MB, 220 MB with 96 MB, 255 MB with 128 MB, and grows with
-// the store without a limit; the write rate is the same. Exports and publishes raise it
-// (BulkMemoryLimit).
+// the store without a limit; the write rate is the same. Export and Publish run within it
+// too (see exportJobs and bulkSettings).
 const DefaultMemoryLimit = "64MB"
 
 // Options configure a read-write Store. Zero values use the real clock and slog.Default.
