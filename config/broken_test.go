@@ -45,6 +45,7 @@ func TestBrokenFiles(t *testing.T) {
 		"bad-region":              ErrBadValue,
 		"bad-report-table":        ErrBadTableName,
 		"bad-report-timezone":     ErrInvalidTimezone,
+		"reserved-report-table":   ErrBadTableName,
 		"bad-tz":                  ErrInvalidTimezone,
 		"bool-sandbox":            ErrBadType,
 		"cron-never-fires":        ErrInvalidCron,

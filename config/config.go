@@ -153,7 +153,7 @@ type Report struct {
 	Filters []map[string]any `yaml:"filters"`
 	Sort    *Sort            `yaml:"sort"`
 	Top     int              `yaml:"top"`   // 0: no top-N
-	Table   string           `yaml:"table"` // report_[a-z0-9_]+
+	Table   string           `yaml:"table"` // report_[a-z0-9_]+, not one of ReservedReportTables
 	Mode    string           `yaml:"mode"`  // ModeReplace (default) or ModeAppend
 }
 
@@ -378,3 +378,7 @@ func resolve(dir, p string) string {
 	}
 	return filepath.Join(dir, p)
 }
+
+// ReservedReportTables are report_ names that hold the reports' bookkeeping, never a
+// report's rows.
+var ReservedReportTables = map[string]bool{"report_runs": true, "report_columns": true}

@@ -234,6 +234,8 @@ func (v *validator) reports() {
 			v.add(ErrMissingKey, p+".table", "missing; the target table, e.g. report_%s", tableSuggestion(r.Name))
 		case !tableRE.MatchString(r.Table) || len(r.Table) > 63:
 			v.add(ErrBadTableName, p+".table", "%s must start with report_ and hold only a-z, 0-9 and _ (at most 63 characters)", quoteKey(r.Table))
+		case ReservedReportTables[r.Table]:
+			v.add(ErrBadTableName, p+".table", "%s holds drextract's report bookkeeping; choose another name, e.g. report_%s", r.Table, tableSuggestion(r.Name))
 		default:
 			if prev, dup := tables[r.Table]; dup {
 				v.add(ErrDuplicateName, p+".table", "table %s is also written by %s", r.Table, prev)

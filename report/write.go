@@ -13,9 +13,6 @@ import (
 	"github.com/drextract/drextract/datorama"
 )
 
-// reservedTables are report_ names that hold bookkeeping, never results.
-var reservedTables = map[string]bool{"report_runs": true, "report_columns": true}
-
 // landing is one definition's answer on its way into its table.
 type landing struct {
 	def     *config.Report
@@ -66,7 +63,7 @@ func mode(def *config.Report) string {
 // replaced range, the rows and the run's ok status commit together or not at all.
 func land(ctx context.Context, db *sql.DB, l landing, now time.Time) (w written, err error) {
 	table := l.def.Table
-	if !strings.HasPrefix(table, "report_") || reservedTables[table] {
+	if !strings.HasPrefix(table, "report_") || config.ReservedReportTables[table] {
 		return w, fmt.Errorf("table %q: a report table must start with report_ and not be report_runs or report_columns", table)
 	}
 	res := l.result
