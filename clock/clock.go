@@ -7,6 +7,7 @@ package clock
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -18,6 +19,10 @@ type Clock interface {
 	// After returns a channel that receives once the clock has passed d from now.
 	// A d <= 0 fires at once.
 	After(d time.Duration) <-chan time.Time
+	// Timer is After with a stop function, for a wait that may end another way (a
+	// context, a notification): stop releases the timer. A Manual clock that kept a timer
+	// nobody waits for would auto-advance to it.
+	Timer(d time.Duration) (c <-chan time.Time, stop func())
 }
 
 // Sleep waits for d on c, or until ctx is done, whichever comes first.
@@ -26,10 +31,12 @@ func Sleep(ctx context.Context, c Clock, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
+	t, stop := c.Timer(d)
+	defer stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-c.After(d):
+	case <-t:
 		return nil
 	}
 }
@@ -44,6 +51,11 @@ type Real struct{}
 
 func (Real) Now() time.Time                         { return time.Now() }
 func (Real) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+func (Real) Timer(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTimer(d)
+	return t.C, func() { t.Stop() }
+}
 
 // Offset is the wall clock shifted forward by an amount that only grows. The standalone
 // simulator uses it so that POST /_sim/advance makes time pass as if it had really passed.
@@ -60,12 +72,15 @@ func (o *Offset) Now() time.Time {
 
 // After waits real time; advancing the offset does not wake earlier waiters.
 func (o *Offset) After(d time.Duration) <-chan time.Time {
-	ch := make(chan time.Time, 1)
-	go func() {
-		<-time.After(d)
-		ch <- o.Now()
-	}()
+	ch, _ := o.Timer(d)
 	return ch
+}
+
+// Timer waits real time, as After.
+func (o *Offset) Timer(d time.Duration) (<-chan time.Time, func()) {
+	ch := make(chan time.Time, 1)
+	t := time.AfterFunc(d, func() { ch <- o.Now() })
+	return ch, func() { t.Stop() }
 }
 
 // Advance moves the clock forward by d (ignored when d <= 0).
@@ -107,16 +122,28 @@ func (m *Manual) Now() time.Time {
 }
 
 func (m *Manual) After(d time.Duration) <-chan time.Time {
+	ch, _ := m.Timer(d)
+	return ch
+}
+
+func (m *Manual) Timer(d time.Duration) (<-chan time.Time, func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.touched = time.Now()
 	ch := make(chan time.Time, 1)
 	if d <= 0 {
 		ch <- m.now
-		return ch
+		return ch, func() {}
 	}
-	m.timers = append(m.timers, &manualTimer{at: m.now.Add(d), ch: ch})
-	return ch
+	tm := &manualTimer{at: m.now.Add(d), ch: ch}
+	m.timers = append(m.timers, tm)
+	return ch, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if i := slices.Index(m.timers, tm); i >= 0 {
+			m.timers = slices.Delete(m.timers, i, i+1)
+		}
+	}
 }
 
 // Advance moves the clock forward by d and fires every timer that is due.

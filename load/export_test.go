@@ -36,8 +36,9 @@ func openIn(t testing.TB, dir string) *Store {
 // tickingClock moves a manual clock on by a millisecond at every reading.
 type tickingClock struct{ m *clock.Manual }
 
-func (c tickingClock) Now() time.Time                         { c.m.Advance(time.Millisecond); return c.m.Now() }
-func (c tickingClock) After(d time.Duration) <-chan time.Time { return c.m.After(d) }
+func (c tickingClock) Now() time.Time                                   { c.m.Advance(time.Millisecond); return c.m.Now() }
+func (c tickingClock) After(d time.Duration) <-chan time.Time           { return c.m.After(d) }
+func (c tickingClock) Timer(d time.Duration) (<-chan time.Time, func()) { return c.m.Timer(d) }
 
 // fill writes workspaces, streams and n jobs (ids from first) into s.
 func fill(t testing.TB, s *Store, first int64, n int) {

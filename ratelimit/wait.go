@@ -126,15 +126,18 @@ func acquire(ctx context.Context, clk clock.Clock, note *notifier, cands []*Budg
 			return nil, qerr
 		}
 		var timer <-chan time.Time
+		stop := func() {}
 		if wait > 0 {
-			timer = clk.After(wait)
+			timer, stop = clk.Timer(wait)
 		}
 		select {
 		case <-ctx.Done():
+			stop()
 			return nil, ctx.Err()
 		case <-changed:
 		case <-timer:
 		}
+		stop()
 	}
 }
 

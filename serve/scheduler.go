@@ -244,10 +244,8 @@ func (s *Scheduler) tick(ctx context.Context, e *entry) {
 			if !now.Before(next) {
 				break
 			}
-			select {
-			case <-ctx.Done():
+			if clock.SleepUntil(ctx, s.clock, next) != nil {
 				return
-			case <-s.clock.After(next.Sub(now)):
 			}
 		}
 		if ctx.Err() != nil {
