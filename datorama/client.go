@@ -19,6 +19,10 @@ const (
 	// DefaultTimeout bounds one attempt: connect, send, and read the answer. For
 	// downloads it bounds the time between two reads of the body instead.
 	DefaultTimeout = 60 * time.Second
+	// DefaultQueryTimeout bounds one attempt of a Query API call. The Query API stops a
+	// query at 60 s and answers 200 with the error; waiting longer than that gets the
+	// answer, where giving up at 60 s would send the same doomed query again.
+	DefaultQueryTimeout = 90 * time.Second
 	// DefaultRetries is how many times a transient failure is retried.
 	DefaultRetries = 4
 	// DefaultUserAgent is sent when WithUserAgent is not given.
@@ -49,6 +53,7 @@ type Client struct {
 	log        *slog.Logger
 	maxRetries int
 	timeout    time.Duration
+	qtimeout   time.Duration // of a Query API attempt
 
 	Workspaces *WorkspacesService
 	Streams    *StreamsService
@@ -116,7 +121,8 @@ func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
 // WithRetries sets how many times a transient failure is retried (0: never).
 func WithRetries(max int) Option { return func(c *Client) { c.maxRetries = max } }
 
-// WithTimeout bounds each attempt (default 60s). It is measured in real time, not on the
+// WithTimeout bounds each attempt of every call (default DefaultTimeout, and
+// DefaultQueryTimeout for the Query API). It is measured in real time, not on the
 // client's clock: it guards against a stuck network, which a virtual clock cannot see.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
@@ -143,7 +149,6 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		userAgent:  DefaultUserAgent,
 		clk:        clock.Real{},
 		maxRetries: DefaultRetries,
-		timeout:    DefaultTimeout,
 	}
 	for _, o := range opts {
 		o(c)
@@ -159,7 +164,9 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		c.maxRetries = 0
 	}
 	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
+		c.timeout, c.qtimeout = DefaultTimeout, DefaultQueryTimeout
+	} else {
+		c.qtimeout = c.timeout
 	}
 	if c.token == "" && c.gate == nil {
 		return nil, errors.New("datorama client: no token (and no gate to supply one)")

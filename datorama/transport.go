@@ -334,6 +334,14 @@ type attemptInfo struct {
 
 func (a *attemptInfo) touch() { a.t.Reset(a.d) }
 
+// attemptTimeout bounds one attempt of cl.
+func (c *Client) attemptTimeout(cl *call) time.Duration {
+	if cl.kind == Query {
+		return c.qtimeout
+	}
+	return c.timeout
+}
+
 // attempt sends cl once and reports it to the permit and the observer, whatever happened.
 func (c *Client) attempt(ctx context.Context, cl *call, n int, permit Permit, handle handler) outcome {
 	token, fp := permit.Token(), permit.Fingerprint()
@@ -345,7 +353,8 @@ func (c *Client) attempt(ctx context.Context, cl *call, n int, permit Permit, ha
 	}
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	timer := &attemptInfo{token: token, t: time.AfterFunc(c.timeout, func() { cancel(errAttemptTimeout) }), d: c.timeout}
+	limit := c.attemptTimeout(cl)
+	timer := &attemptInfo{token: token, t: time.AfterFunc(limit, func() { cancel(errAttemptTimeout) }), d: limit}
 	defer timer.t.Stop()
 
 	var sent atomic.Bool
@@ -432,7 +441,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, n int, permit Permit, ha
 // checking errors.Is(err, context.Canceled) see only their own cancellations.
 func (c *Client) transportError(ctx, actx context.Context, cl *call, err error, token string) error {
 	if ctx.Err() == nil && errors.Is(context.Cause(actx), errAttemptTimeout) {
-		return fmt.Errorf("%s %s: %w (%s)", cl.method, cl.route.tmpl, errAttemptTimeout, c.timeout)
+		return fmt.Errorf("%s %s: %w (%s)", cl.method, cl.route.tmpl, errAttemptTimeout, c.attemptTimeout(cl))
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s %s: %w", cl.method, cl.route.tmpl, ctx.Err())

@@ -664,6 +664,39 @@ func TestGateCallDescribesTheRequest(t *testing.T) {
 	}
 }
 
+// TestQueryAttemptsOutwaitTheServerLimit: by default a Query API attempt waits past the
+// API's own 60-second query limit (so the 200-with-errors answer arrives), while other
+// calls keep the default; a timeout chosen with WithTimeout applies to every call.
+func TestQueryAttemptsOutwaitTheServerLimit(t *testing.T) {
+	query := &call{kind: Query, route: newRoute("/v1/query")}
+	list := &call{kind: Platform, route: newRoute("/v1/workspaces")}
+	tests := []struct {
+		name        string
+		opts        []Option
+		query, list time.Duration
+	}{
+		{"default", nil, DefaultQueryTimeout, DefaultTimeout},
+		{"chosen", []Option{WithTimeout(5 * time.Second)}, 5 * time.Second, 5 * time.Second},
+	}
+	if DefaultQueryTimeout <= 60*time.Second {
+		t.Fatalf("DefaultQueryTimeout %v does not outwait the API's 60 s query limit", DefaultQueryTimeout)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New("https://api.datorama.com", "t", tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.attemptTimeout(query); got != tc.query {
+				t.Errorf("query attempt timeout %v, want %v", got, tc.query)
+			}
+			if got := c.attemptTimeout(list); got != tc.list {
+				t.Errorf("platform attempt timeout %v, want %v", got, tc.list)
+			}
+		})
+	}
+}
+
 func TestNew(t *testing.T) {
 	tests := []struct {
 		base, token string
