@@ -21,11 +21,14 @@ func createStaging(ctx context.Context, conn *sql.Conn) error {
 			return fmt.Errorf("creating staging table for %s: %w", e.table, err)
 		}
 	}
-	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+idsTable+" (id BIGINT)"); err != nil {
+	if _, err := conn.ExecContext(ctx, createIDsSQL); err != nil {
 		return fmt.Errorf("creating staging id table: %w", err)
 	}
 	return nil
 }
+
+// createIDsSQL creates (or empties, by creating anew) the id list of complete listings.
+const createIDsSQL = "CREATE OR REPLACE TEMP TABLE " + idsTable + " (id BIGINT)"
 
 // statusChangesSQL records each staged job whose status differs from the stored one (as
 // classified); a job seen for the first time is recorded with old_status NULL.
@@ -98,26 +101,19 @@ func (s *Store) resetStaging(ctx context.Context, e *entity, b *Batch) error {
 		return fmt.Errorf("resetting staging: %w", err)
 	}
 	if e.intID && b.Complete {
-		if _, err := s.wconn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+idsTable+" (id BIGINT)"); err != nil {
+		if _, err := s.wconn.ExecContext(ctx, createIDsSQL); err != nil {
 			return fmt.Errorf("resetting staging ids: %w", err)
 		}
 	}
 	return nil
 }
 
-// stageRows replaces the staging rows of e with the batch's rows and, for a complete listing
-// of an id-keyed entity, fills stg_ids with every id the listing holds. It runs inside the
-// write transaction (the Appender joins it), which saves a commit per batch.
+// stageRows fills the staging table of e, which resetStaging left empty, with the batch's
+// rows and, for a complete listing of an id-keyed entity, fills stg_ids with every id the
+// listing holds. It runs inside the write transaction (the Appender joins it), which
+// saves a commit per batch.
 func (s *Store) stageRows(ctx context.Context, e *entity, b *Batch) error {
-	if _, err := s.wconn.ExecContext(ctx, "DELETE FROM "+e.sql.stagingTable); err != nil {
-		return fmt.Errorf("clearing staging: %w", err)
-	}
 	fillIDs := e.intID && b.Complete
-	if fillIDs {
-		if _, err := s.wconn.ExecContext(ctx, "DELETE FROM "+idsTable); err != nil {
-			return fmt.Errorf("clearing staging ids: %w", err)
-		}
-	}
 	if e.rows(b) == 0 && !(fillIDs && len(b.AllIDs) > 0) {
 		return nil
 	}
