@@ -139,7 +139,7 @@ func (s *Store) exportTables(ctx context.Context, tmp, version string, rows map[
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	restore, err := s.bulkSettings(ctx, true)
+	restore, err := s.bulkSettings(ctx, exportMemoryLimit)
 	if err != nil {
 		return err
 	}
@@ -360,7 +360,9 @@ func (s *Store) copyDatabase(ctx context.Context, tmp string) (err error) {
 	if s.wconn == nil {
 		return errors.New("store is closed")
 	}
-	restore, err := s.bulkSettings(ctx, false)
+	// The store's own limit: measured on a crawled million jobs, publishing takes as long
+	// under 64 MB as under 1 GB (1.7 s) and peaks at 176 MB resident instead of 780 MB.
+	restore, err := s.bulkSettings(ctx, memoryLimit)
 	if err != nil {
 		return err
 	}
@@ -401,7 +403,7 @@ const hiveDefault = "__HIVE_DEFAULT_PARTITION__"
 // exportJobs writes jobs to target/year=Y/month=M/data_<version>.parquet, one COPY per
 // partition. One COPY … PARTITION_BY keeps a row group open per partition at once: a
 // million jobs over three years needed a 1 GB memory limit and 1 GB resident, where one
-// partition at a time runs within the store's limit at about half the speed.
+// partition at a time runs within exportMemoryLimit at about half the speed.
 func (s *Store) exportJobs(ctx context.Context, target, version string) error {
 	rows, err := s.wconn.QueryContext(ctx, fmt.Sprintf(
 		`SELECT DISTINCT %s AS y, %s AS m FROM jobs ORDER BY ALL`, jobsYear, jobsMonth))
@@ -444,21 +446,14 @@ func (s *Store) exportJobs(ctx context.Context, target, version string) error {
 	return nil
 }
 
-// ExportMemoryLimit is DuckDB's memory limit while Export runs on a store opened with the
-// default limit: Parquet writers hold a row group of every column in memory, which wide
-// job rows push past the crawl's 64 MB. A limit chosen in Options applies to everything.
-const ExportMemoryLimit = "256MB"
+// exportMemoryLimit is DuckDB's memory limit while Export runs: Parquet writers hold a
+// row group of every column in memory, which wide job rows push past the store's 64 MB.
+const exportMemoryLimit = "256MB"
 
 // bulkSettings sets the memory limit for a bulk copy and drops insertion-order
 // preservation, which costs memory and means nothing in an export or a copy, and returns
-// the function that puts both back. Publish keeps the store's limit: measured on a
-// crawled million jobs, it takes as long under 64 MB as under 1 GB (1.7 s) and peaks at
-// 176 MB resident instead of 780 MB. Callers hold s.mu.
-func (s *Store) bulkSettings(ctx context.Context, export bool) (restore func(), err error) {
-	limit := s.memoryLimit
-	if export && limit == DefaultMemoryLimit {
-		limit = ExportMemoryLimit
-	}
+// the function that puts the store's settings back. Callers hold s.mu.
+func (s *Store) bulkSettings(ctx context.Context, limit string) (restore func(), err error) {
 	set := func(ctx context.Context, limit string, order bool) error {
 		_, err := s.wconn.ExecContext(ctx, fmt.Sprintf(
 			`SET GLOBAL memory_limit = %s; SET GLOBAL preserve_insertion_order = %t`, quoteString(limit), order))
@@ -468,7 +463,7 @@ func (s *Store) bulkSettings(ctx context.Context, export bool) (restore func(), 
 		return nil, fmt.Errorf("configuring DuckDB for a bulk copy: %w", err)
 	}
 	return func() {
-		if err := set(context.WithoutCancel(ctx), s.memoryLimit, true); err != nil {
+		if err := set(context.WithoutCancel(ctx), memoryLimit, true); err != nil {
 			s.log.Warn("restoring DuckDB settings after a bulk copy", "err", err)
 		}
 	}, nil

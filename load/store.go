@@ -25,21 +25,17 @@ const (
 	LockFile    = "drextract.lock"
 )
 
-// DefaultMemoryLimit is the store's default DuckDB memory_limit. Measured with
-// BenchmarkCrawl/million (extract): a crawl of 800,000 jobs peaks at about 195 MB resident
-// for the whole process with 64 MB, 220 MB with 96 MB, 255 MB with 128 MB, and grows with
-// the store without a limit; the write rate is the same. Export and Publish run within it
-// too (see exportJobs and bulkSettings).
-const DefaultMemoryLimit = "64MB"
+// memoryLimit is the store's DuckDB memory_limit. Measured with BenchmarkCrawl/million
+// (extract): a crawl of a million jobs peaks at about 205 MB resident for the whole
+// process with 64 MB, 220 MB with 96 MB, 255 MB with 128 MB, and grows with the store
+// without a limit; the write rate is the same. Publish runs within it; Export raises it
+// while it runs (exportMemoryLimit).
+const memoryLimit = "64MB"
 
 // Options configure a read-write Store. Zero values use the real clock and slog.Default.
 type Options struct {
 	Clock  clock.Clock
 	Logger *slog.Logger
-	// MemoryLimit is DuckDB's memory_limit for the store, e.g. "1GB"; default
-	// DefaultMemoryLimit. Raise it for faster exports and queries on a big store.
-	MemoryLimit string
-
 	// migrations replaces the embedded migrations; tests use it to fake older and newer
 	// binaries.
 	migrations fs.FS
@@ -51,10 +47,8 @@ type Store struct {
 	db       *sql.DB
 	path     string
 	readOnly bool
-	// memoryLimit is DuckDB's memory_limit, set at Open.
-	memoryLimit string
-	clock       clock.Clock
-	log         *slog.Logger
+	clock    clock.Clock
+	log      *slog.Logger
 
 	// mu serialises everything done on wconn: batch writes, audit appends, export and
 	// publish, so each sees a store no other write of ours is halfway through.
@@ -96,16 +90,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.MemoryLimit == "" {
-		opts.MemoryLimit = DefaultMemoryLimit
-	}
 	s := &Store{
-		db:          db,
-		path:        path,
-		memoryLimit: opts.MemoryLimit,
-		clock:       opts.Clock,
-		log:         opts.Logger.With("component", "load"),
-		stmts:       map[string]*sql.Stmt{},
+		db:    db,
+		path:  path,
+		clock: opts.Clock,
+		log:   opts.Logger.With("component", "load"),
+		stmts: map[string]*sql.Stmt{},
 	}
 	if err := s.init(ctx, opts.migrations); err != nil {
 		_ = s.Close()
@@ -125,7 +115,7 @@ func (s *Store) init(ctx context.Context, migrations fs.FS) error {
 	// checkpoint is memory the buffer pool does not count (about 40 MB of a crawl's peak
 	// in BenchmarkCrawl/million), while FSST alone keeps the file the same size.
 	for _, set := range []string{
-		fmt.Sprintf("SET GLOBAL memory_limit = %s", quoteString(s.memoryLimit)),
+		fmt.Sprintf("SET GLOBAL memory_limit = %s", quoteString(memoryLimit)),
 		"SET GLOBAL checkpoint_threshold = '64MB'",
 		"SET GLOBAL disabled_compression_methods = 'dictionary'",
 	} {
