@@ -74,6 +74,10 @@ func (r *run) readJobs(ctx context.Context, w *streamWork) {
 	switch {
 	case err == nil:
 	case errors.Is(err, errPending):
+		// On a fresh account every stream can wait for the probe: holding each one's maps
+		// would keep the first pages of the whole account in memory. The store has them;
+		// thaw rebuilds the maps when the reader goes on.
+		jr.status, jr.seen = nil, nil
 		r.pendMu.Lock()
 		r.pending = append(r.pending, jr)
 		r.pendMu.Unlock()
@@ -472,19 +476,13 @@ func (jr *jobsReader) park(jobs []datorama.Job) error {
 	if err := jr.commit(jobs, commitPending, 1); err != nil {
 		return err
 	}
-	// On a fresh account every stream can be parked until the probe: holding each one's
-	// maps would keep the whole first pages of the account in memory. The store has
-	// them; thaw rebuilds the maps from it and from prev, the ids of page 1.
-	jr.status, jr.seen = nil, nil
 	return errPending
 }
 
-// thaw rebuilds what park dropped: the status of every stored job of the stream (page 1
-// included, as it was committed) and the ids read by this read, which are page 1's.
+// thaw rebuilds the maps a parked reader dropped: the status of every stored job of the
+// stream (a first page parked by this run included, as it was committed) and the ids
+// read by this read, which are that page's (none for a page parked by an earlier run).
 func (jr *jobsReader) thaw(ctx context.Context) error {
-	if jr.status != nil {
-		return nil
-	}
 	idx, err := jr.r.jobIndex(ctx, jr.w.id)
 	if err != nil {
 		return err

@@ -5,10 +5,12 @@
 package sinktest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -137,6 +139,10 @@ func (h *harness) jobIndex(stream int64) []load.JobKey {
 	idx, err := h.sink.JobIndex(h.ctx, stream)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	// The crawler relies on the order (it aligns pages with the stored ids).
+	if !slices.IsSortedFunc(idx, func(a, b load.JobKey) int { return cmp.Compare(a.ID, b.ID) }) {
+		h.t.Fatalf("JobIndex of stream %d is not ordered by id: %v", stream, idx)
 	}
 	return idx
 }
