@@ -133,8 +133,9 @@ func hasStatus(err error, status int) bool {
 
 // errorMessage extracts a message from an error body: the "errors" property (an array
 // of strings or objects, or a string), else "message"/"error", else the text. HTML is
-// reduced to its text. The result is bounded and has token removed.
-func errorMessage(body []byte, token string) string {
+// reduced to its text. The result is bounded and has the tokens removed, before it is
+// cut, so no part of a token survives the cut.
+func errorMessage(body []byte, tokens ...string) string {
 	body = bytes.TrimSpace(body)
 	msg := ""
 	if len(body) > 0 && body[0] == '{' {
@@ -158,7 +159,7 @@ func errorMessage(body []byte, token string) string {
 			msg = htmlText(msg)
 		}
 	}
-	return clean(msg, token, 300)
+	return clean(msg, 300, tokens...)
 }
 
 // messageOf renders an "errors"-like value: strings joined with "; ", other values as
@@ -197,11 +198,13 @@ func messageOf(raw json.RawMessage) string {
 	return string(raw)
 }
 
-// clean removes the token, collapses whitespace and bounds s to n bytes on a rune
+// clean removes the tokens, collapses whitespace and bounds s to n bytes on a rune
 // boundary.
-func clean(s, token string, n int) string {
-	if token != "" {
-		s = strings.ReplaceAll(s, token, "[token]")
+func clean(s string, n int, tokens ...string) string {
+	for _, t := range tokens {
+		if t != "" {
+			s = strings.ReplaceAll(s, t, "[token]")
+		}
 	}
 	s = strings.Join(strings.Fields(s), " ")
 	if !utf8.ValidString(s) {

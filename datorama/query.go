@@ -134,7 +134,7 @@ func nonEmptyJSON(raw json.RawMessage) bool {
 }
 
 func queryError(i int, r *QueryResult) *QueryError {
-	return &QueryError{Index: i, Errors: r.Errors, Message: clean(messageOf(r.Errors), "", 300)}
+	return &QueryError{Index: i, Errors: r.Errors, Message: clean(messageOf(r.Errors), 300)}
 }
 
 // Run runs one query. System names (DELIVERY_CLICKS) replace display names (Clicks) in

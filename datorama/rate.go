@@ -146,12 +146,7 @@ func parseMillis(h http.Header, name string, warn *[]string) (time.Time, bool) {
 	return time.UnixMilli(v).UTC(), true
 }
 
-func clip(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "…"
-	}
-	return s
-}
+func clip(s string) string { return truncate([]byte(s), 32) }
 
 // Call describes one request to the gate before it is sent.
 type Call struct {

@@ -407,7 +407,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, n int, permit Permit, ha
 				}
 				o.class = failStatus
 				o.err = &APIError{Status: resp.StatusCode, Method: cl.method, PathTemplate: cl.route.tmpl,
-					Message: c.scrub(errorMessage(msg, token), token)}
+					Message: errorMessage(msg, token, c.token)}
 			} else {
 				handle(resp, &o, timer)
 				if o.class == failTransport {
@@ -465,7 +465,7 @@ func (c *Client) snippet(body []byte, token string) string {
 	const n = 80
 	// Any token overlapping the first n bytes lies wholly inside head.
 	head := c.scrub(string(body[:min(len(body), n+len(token)+len(c.token))]), token)
-	return clean(cutUTF8(head, n), "", n)
+	return clean(cutUTF8(head, n), n)
 }
 
 // scrub removes any token from s: the attempt's and the client's own.

@@ -1010,3 +1010,17 @@ func TestIdempotentWritesSayWhenTheOutcomeIsUnknown(t *testing.T) {
 		}
 	})
 }
+
+// TestErrorMessageScrubsBeforeCutting: a token that straddles the message's 300-byte
+// bound is removed whole before the cut, whichever of the two tokens (the attempt's, or
+// the client's own when a pool supplies another) it is.
+func TestErrorMessageScrubsBeforeCutting(t *testing.T) {
+	const attemptToken, clientToken = "attempt-token-0123456789abcdef", "client-token-0123456789abcdef"
+	for _, tok := range []string{attemptToken, clientToken} {
+		body := strings.Repeat("x", 290) + " " + tok + " tail"
+		m := errorMessage([]byte(body), attemptToken, clientToken)
+		if strings.Contains(m, tok[:8]) {
+			t.Errorf("part of %q survived: …%s", tok[:8], m[len(m)-30:])
+		}
+	}
+}

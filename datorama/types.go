@@ -211,5 +211,5 @@ func truncate(b []byte, n int) string {
 	if len(b) <= n {
 		return string(b)
 	}
-	return string(b[:n]) + "…"
+	return cutUTF8(string(b), n) + "…"
 }
