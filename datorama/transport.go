@@ -419,8 +419,12 @@ func (c *Client) attempt(ctx context.Context, cl *call, n int, permit Permit, ha
 	}
 	o.sent = sent.Load()
 	latency := c.clk.Now().Sub(start)
-	for _, w := range o.rate.Warnings {
-		c.log.WarnContext(ctx, "ignoring a rate header", "problem", w, "path", cl.route.tmpl)
+	if c.gate == nil {
+		// A gate gets the warnings with the rate (Permit.Done) and reports them itself,
+		// throttled; logging them here too would say each one twice per call.
+		for _, w := range o.rate.Warnings {
+			c.log.WarnContext(ctx, "ignoring a rate header", "problem", w, "path", cl.route.tmpl)
+		}
 	}
 	permit.Done(o.status, o.rate, latency)
 	if c.observer != nil {

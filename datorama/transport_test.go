@@ -881,6 +881,16 @@ func TestRateHeaderWarningsAreLogged(t *testing.T) {
 	if !strings.Contains(env.logs.String(), "ignoring a rate header") {
 		t.Errorf("no warning logged:\n%s", env.logs.String())
 	}
+
+	// With a gate the warnings go to it (and the budget reports them), not to the log.
+	s = newScript(answerWith(200, map[string]string{HeaderPlatformRemaining: "lots"}, twoWorkspaces))
+	env = newEnv(t, serve(t, s), withCountingGate())
+	if _, err := env.c.Workspaces.List(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(env.logs.String(), "ignoring a rate header") {
+		t.Errorf("the client logged a warning its gate reports:\n%s", env.logs.String())
+	}
 }
 
 func TestShouldRetryTable(t *testing.T) {
