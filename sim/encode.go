@@ -98,14 +98,18 @@ func kday(b []byte, k string, d int32) []byte {
 	return appendString(key(b, k), dayString(d))
 }
 
-func (st *State) appendHistory(b []byte, h history, viewer bool) []byte {
+// appendHistory writes the who-and-when fields. createTime is left out when the caller
+// writes it elsewhere (a stream has it among its own fields, as in the real sample).
+func (st *State) appendHistory(b []byte, h history, viewer, createTime bool) []byte {
 	b = kint(b, "createUserId", st.users[h.createUser].id)
 	if viewer {
 		b = knull(b, "createUser")
 	} else {
 		b = kstr(b, "createUser", st.users[h.createUser].name)
 	}
-	b = kid(b, "createTime", h.createTime)
+	if createTime {
+		b = kid(b, "createTime", h.createTime)
+	}
 	b = kint(b, "updateUserId", st.users[h.updateUser].id)
 	if viewer {
 		b = knull(b, "updateUser")
@@ -136,7 +140,7 @@ func (st *State) appendWorkspace(b []byte, ws *workspace, viewer bool) []byte {
 	for i, name := range workspaceFlagNames {
 		b = kbool(b, name, ws.flags[i])
 	}
-	b = st.appendHistory(b, ws.hist, viewer)
+	b = st.appendHistory(b, ws.hist, viewer, true)
 	return append(b, '}')
 }
 
@@ -195,7 +199,7 @@ func (st *State) appendStream(b []byte, s *stream, viewer bool) []byte {
 	} else {
 		b = appendObject(key(b, "config"), s.config)
 	}
-	b = st.appendHistory(b, s.hist, viewer)
+	b = st.appendHistory(b, s.hist, viewer, false)
 	return append(b, '}')
 }
 
@@ -280,7 +284,7 @@ func (st *State) appendField(b []byte, f *field, ws *workspace, viewer bool) []b
 	b = kstr(b, "dataType", f.dataType)
 	b = kbool(b, "isCustom", f.custom)
 	b = kint(b, "workspaceId", ws.id)
-	b = st.appendHistory(b, f.hist, viewer)
+	b = st.appendHistory(b, f.hist, viewer, true)
 	return append(b, '}')
 }
 
@@ -308,7 +312,7 @@ func (st *State) appendHarmonized(b []byte, ws *workspace, viewer bool) []byte {
 			b = appendString(comma(b), v)
 		}
 		b = append(b, ']')
-		b = st.appendHistory(b, h.hist, viewer)
+		b = st.appendHistory(b, h.hist, viewer, true)
 		b = append(b, '}')
 	}
 	return append(b, ']')
@@ -323,7 +327,7 @@ func (st *State) appendPattern(b []byte, p *pattern, ws *workspace, viewer bool)
 	b = kstr(b, "sourceDimension", p.sourceDimension)
 	b = kstr(b, "expression", p.expression)
 	b = kstr(b, "value", p.value)
-	b = st.appendHistory(b, p.hist, viewer)
+	b = st.appendHistory(b, p.hist, viewer, true)
 	return append(b, '}')
 }
 
@@ -343,7 +347,7 @@ func (st *State) appendCalc(b []byte, c *calcMeasurement, ws *workspace, viewer 
 	b = kstr(b, "name", c.name)
 	b = kstr(b, "systemName", c.systemName)
 	b = kstr(b, "formula", c.formula)
-	b = st.appendHistory(b, c.hist, viewer)
+	b = st.appendHistory(b, c.hist, viewer, true)
 	return append(b, '}')
 }
 
@@ -378,7 +382,7 @@ func (st *State) appendDashboards(b []byte, ws *workspace, viewer bool) []byte {
 			b = append(b, ']', '}')
 		}
 		b = append(b, ']')
-		b = st.appendHistory(b, d.hist, viewer)
+		b = st.appendHistory(b, d.hist, viewer, true)
 		b = append(b, '}')
 	}
 	b = append(b, ']')
