@@ -578,6 +578,18 @@ func TestOtherEndpoints(t *testing.T) {
 	if h.sim.Calls().ByEndpoint["unmatched"] != 2 {
 		t.Errorf("unmatched calls: %v", h.sim.Calls().ByEndpoint)
 	}
+	// A path that is not clean is unknown too, answered with the rate headers like any
+	// other call, not redirected by the mux.
+	for _, p := range []string{"/v1//workspaces", "/v1/x/../workspaces", "/v1/./workspaces"} {
+		r := h.do("GET", p, nil)
+		h.ok(r, 404, nil)
+		if r.header.Get("X-PlatformRateLimit-Remaining") == "" {
+			t.Errorf("GET %s: no rate headers on the answer", p)
+		}
+	}
+	if h.sim.Calls().ByEndpoint["unmatched"] != 5 {
+		t.Errorf("unmatched calls after unclean paths: %v", h.sim.Calls().ByEndpoint)
+	}
 }
 
 // Every row 1–24 and 28–29 of the facts file's endpoint index has a route.

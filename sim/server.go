@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,8 +130,10 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.ctl.ServeHTTP(w, r)
 		return
 	}
-	if _, pattern := s.api.Handler(r); pattern == "" {
-		s.unmatched(w, r)
+	// A path that is not clean (//, /./, /../) would get the mux's own redirect, without
+	// auth, rate headers or counting: the simulator answers it as an unknown endpoint.
+	if h, pattern := s.api.Handler(r); pattern == "" || r.URL.Path != path.Clean(r.URL.Path) {
+		s.unmatched(w, r, h)
 		return
 	}
 	s.api.ServeHTTP(w, r)
@@ -161,9 +164,9 @@ func (s *Sim) endpoint(label string, kind int, mutating bool, fn handlerFunc) ht
 	})
 }
 
-func (s *Sim) unmatched(w http.ResponseWriter, r *http.Request) {
-	// Ask the mux whether the path exists with another method (405) or not at all (404).
-	h, _ := s.api.Handler(r)
+// unmatched answers a request no endpoint takes, through the pipeline; h is the mux's
+// handler for it, which tells whether the path exists with another method (405).
+func (s *Sim) unmatched(w http.ResponseWriter, r *http.Request, h http.Handler) {
 	capture := &statusWriter{h: http.Header{}}
 	h.ServeHTTP(capture, r)
 	status := capture.status
