@@ -198,9 +198,6 @@ func sameHostRedirects(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// Fingerprint names the client's default token (see Fingerprint).
-func (c *Client) Fingerprint() string { return Fingerprint(c.token) }
-
 // BaseURL returns the base URL requests are made against, without /v1.
 func (c *Client) BaseURL() string { return c.base.String() }
 

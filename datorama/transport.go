@@ -389,7 +389,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, n int, permit Permit, ha
 		resp, err := c.hc.Do(req)
 		if err != nil {
 			o.class, o.err = failTransport, c.transportError(ctx, actx, cl, err, token)
-			if isPermanentRequestError(err) {
+			if !isTransientTransport(err) { // an error of the request itself, not the network
 				o.class = failPermanent
 			}
 			if resp != nil {
@@ -456,11 +456,6 @@ func (c *Client) transportError(ctx, actx context.Context, cl *call, err error, 
 		err = ue.Err
 	}
 	return fmt.Errorf("%s %s: %w", cl.method, cl.route.tmpl, err)
-}
-
-// isPermanentRequestError reports errors of the request itself, not the network.
-func isPermanentRequestError(err error) bool {
-	return !isTransientTransport(err)
 }
 
 // snippet is the start of a body for an error message: token removed before it is cut,

@@ -209,9 +209,6 @@ func (s *Store) Close() error {
 // this package owns.
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Path is the store's file.
-func (s *Store) Path() string { return s.path }
-
 // Tables lists the store's base tables in the main schema, sorted by name.
 func (s *Store) Tables(ctx context.Context) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx,

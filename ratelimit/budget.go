@@ -78,9 +78,6 @@ func newBudget(fp, token string, cfg Config, note *notifier) *Budget {
 	return b
 }
 
-// Fingerprint names the budget's token.
-func (b *Budget) Fingerprint() string { return b.fp }
-
 // Acquire waits until a call may be sent and returns its permit, or fails without
 // sending: with ctx's error, or a *datorama.QuotaError when the daily quota open to the
 // caller's priority (PriorityFrom(ctx)) is gone. Calls with Attempt > 1 are retries;

@@ -232,7 +232,7 @@ func TestDailyQuotaAndReserve(t *testing.T) {
 				t.Errorf("granted %d calls, want %d", granted, tt.want)
 			}
 			var qe *datorama.QuotaError
-			if !errors.As(err, &qe) || !errors.Is(err, ErrQuotaExhausted) {
+			if !errors.As(err, &qe) || !errors.Is(err, datorama.ErrQuotaExhausted) {
 				t.Fatalf("error %v, want a *datorama.QuotaError matching ErrQuotaExhausted", err)
 			}
 			if qe.Reserved != tt.reserved || !qe.Reset.Equal(midnight) {

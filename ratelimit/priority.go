@@ -1,14 +1,6 @@
 package ratelimit
 
-import (
-	"context"
-
-	"github.com/drextract/drextract/datorama"
-)
-
-// ErrQuotaExhausted is matched by every error that means the daily quota open to the
-// caller is gone until the reset; the error itself is a *datorama.QuotaError.
-var ErrQuotaExhausted = datorama.ErrQuotaExhausted
+import "context"
 
 // Priority orders waiting calls and decides who may spend the daily reserve.
 // The zero value is Scheduled.

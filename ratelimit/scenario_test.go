@@ -117,7 +117,7 @@ func TestScenarioDailyQuotaRunsOut(t *testing.T) {
 				t.Errorf("%d calls succeeded, want %d", n, tt.want)
 			}
 			var qe *datorama.QuotaError
-			if !errors.As(err, &qe) || !errors.Is(err, ErrQuotaExhausted) {
+			if !errors.As(err, &qe) || !errors.Is(err, datorama.ErrQuotaExhausted) {
 				t.Fatalf("stopped with %v, want a QuotaError", err)
 			}
 			if qe.Reserved != tt.reserved || !qe.Reset.Equal(midnight) {
@@ -156,7 +156,7 @@ func TestScenarioDailyQuotaSpentBehindOurBack(t *testing.T) {
 	for i := range 3 {
 		before := h.sim.Calls().Total
 		_, err := c.Workspaces.Get(ctx, ws[0])
-		if !errors.Is(err, ErrQuotaExhausted) {
+		if !errors.Is(err, datorama.ErrQuotaExhausted) {
 			t.Fatalf("call %d: %v, want a QuotaError", i, err)
 		}
 		sent := h.sim.Calls().Total - before

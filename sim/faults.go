@@ -49,9 +49,6 @@ type Faults struct {
 	OnlyReads bool
 }
 
-// Rate returns the rate of kind.
-func (f Faults) Rate(kind string) float64 { return f.Rates[kind] }
-
 // Any reports whether any kind has a positive rate.
 func (f Faults) Any() bool {
 	for _, r := range f.Rates {

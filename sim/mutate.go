@@ -192,19 +192,6 @@ func (st *State) StreamIDs(wsID int64) []int64 {
 	return out
 }
 
-// JobIDs lists a live stream's jobs, ascending.
-func (st *State) JobIDs(streamID int64) []int64 {
-	s := st.streamOf(streamID)
-	if s == nil {
-		return nil
-	}
-	out := make([]int64, len(s.jobs))
-	for i, ji := range s.jobs {
-		out[i] = st.jobs[ji].id
-	}
-	return out
-}
-
 // JobStatus returns a job's status ("SUCCESS", …), or false if there is no such job.
 func (st *State) JobStatus(id int64) (string, bool) {
 	ji := st.jobIndex(id)
