@@ -22,10 +22,7 @@ func workspaceRow(w *datorama.Workspace) load.WorkspaceRow {
 // streamRow converts a stream listed under workspace wsID; the listing's workspace wins
 // when the record does not name one.
 func streamRow(wsID int64, s *datorama.Stream) load.StreamRow {
-	ws := int64(s.WorkspaceID)
-	if ws == 0 {
-		ws = wsID
-	}
+	ws := orWorkspace(s.WorkspaceID, wsID)
 	return load.StreamRow{
 		ID:                s.ID,
 		WorkspaceID:       ws,
@@ -115,10 +112,4 @@ func orWorkspace(v datorama.FlexInt64, wsID int64) int64 {
 		return int64(v)
 	}
 	return wsID
-}
-
-// batchRows is the number of rows a batch carries.
-func batchRows(b *load.Batch) int {
-	return len(b.Workspaces) + len(b.Streams) + len(b.Jobs) + len(b.Mappings) + len(b.Fields) +
-		len(b.Harmonized) + len(b.Patterns) + len(b.CalcMeas)
 }

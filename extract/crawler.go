@@ -311,7 +311,7 @@ func (r *run) write(b load.Batch) error {
 	if err := r.c.Sink.Write(r.parent, r.id, b); err != nil {
 		return &storeError{fmt.Errorf("writing %s of parent %d: %w", b.Entity, b.ParentID, err)}
 	}
-	if n := batchRows(&b); n > 0 {
+	if n := b.Rows(); n > 0 {
 		r.mu.Lock()
 		r.rows[b.Entity] += n
 		r.mu.Unlock()

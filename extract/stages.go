@@ -263,7 +263,7 @@ func (r *run) workspaceLists(ctx context.Context, wss []int64) {
 		b.ObservedAt = now
 		b.Complete = true
 		b.Checkpoint = &load.Checkpoint{Kind: it.entity, ParentID: it.ws,
-			State: encodeState(listState{At: now, Count: batchRows(&b)}), UpdatedAt: now}
+			State: encodeState(listState{At: now, Count: b.Rows()}), UpdatedAt: now}
 		if err := r.write(b); err != nil {
 			r.halt(err)
 		}

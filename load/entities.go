@@ -204,8 +204,7 @@ func fieldEntity(table string) *entity {
 // match its Entity.
 func filled(b *Batch) int {
 	n := 0
-	for _, l := range []int{len(b.Workspaces), len(b.Streams), len(b.Jobs), len(b.Mappings),
-		len(b.Fields), len(b.Harmonized), len(b.Patterns), len(b.CalcMeas)} {
+	for _, l := range b.rowCounts() {
 		if l > 0 {
 			n++
 		}

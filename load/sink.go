@@ -77,6 +77,21 @@ type Batch struct {
 	Checkpoint *Checkpoint
 }
 
+// rowCounts is the length of each of b's row slices.
+func (b *Batch) rowCounts() [8]int {
+	return [8]int{len(b.Workspaces), len(b.Streams), len(b.Jobs), len(b.Mappings),
+		len(b.Fields), len(b.Harmonized), len(b.Patterns), len(b.CalcMeas)}
+}
+
+// Rows is the number of rows b carries.
+func (b *Batch) Rows() int {
+	n := 0
+	for _, l := range b.rowCounts() {
+		n += l
+	}
+	return n
+}
+
 // Checkpoint is a crawler's resumable position for one parent. State is opaque to load:
 // the crawler owns its JSON.
 type Checkpoint struct {
