@@ -392,30 +392,46 @@ func (r *run) loadAccount(ctx context.Context) error {
 
 // foldJobsCheckpoints merges the cap, floor and order the streams' checkpoints saw.
 func (r *run) foldJobsCheckpoints(states map[int64]*jobsState) {
-	r.updateAccount(func(a *accountState) {
-		asc, desc := 0, 0
-		for _, s := range states {
-			a.Floor = max(a.Floor, s.MaxPage)
+	r.updateAccount(func(a *accountState) { a.foldJobs(states) })
+}
+
+// foldJobs adds what the streams' jobs checkpoints learned to a: the longest page seen,
+// a cap no page exceeded, and the order most streams showed.
+func (a *accountState) foldJobs(states map[int64]*jobsState) {
+	asc, desc := 0, 0
+	for _, s := range states {
+		a.Floor = max(a.Floor, s.MaxPage)
+	}
+	for _, s := range states {
+		// A cap some page already exceeded is stale.
+		if a.Cap == 0 && s.Cap >= a.Floor {
+			a.Cap = s.Cap
 		}
-		for _, s := range states {
-			// A cap some page already exceeded is stale.
-			if a.Cap == 0 && s.Cap >= a.Floor {
-				a.Cap = s.Cap
-			}
-			switch s.Order {
-			case orderAsc:
-				asc++
-			case orderDesc:
-				desc++
-			}
+		switch s.Order {
+		case orderAsc:
+			asc++
+		case orderDesc:
+			desc++
 		}
-		if a.Order == "" && asc+desc > 0 {
-			a.Order = orderAsc
-			if desc > asc {
-				a.Order = orderDesc
-			}
+	}
+	if a.Order == "" && asc+desc > 0 {
+		a.Order = orderAsc
+		if desc > asc {
+			a.Order = orderDesc
 		}
-	})
+	}
+}
+
+// decodeJobStates decodes the jobs checkpoints; one that does not decode is left out
+// (its stream is read as if never crawled).
+func decodeJobStates(cps map[int64]load.Checkpoint) map[int64]*jobsState {
+	out := make(map[int64]*jobsState, len(cps))
+	for id, cp := range cps {
+		if s, ok := decodeState[jobsState](cp.State); ok {
+			out[id] = &s
+		}
+	}
+	return out
 }
 
 // saveAccount writes the account checkpoint when it changed.

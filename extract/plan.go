@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/load"
 )
 
@@ -69,17 +70,9 @@ func (c *Crawler) Plan(ctx context.Context, opts Options) (Plan, error) {
 	if err != nil {
 		return p, err
 	}
-	states := make(map[int64]*jobsState, len(jobsCPs))
-	for id, cp := range jobsCPs {
-		if s, ok := decodeState[jobsState](cp.State); ok {
-			states[id] = &s
-		}
-	}
+	states := decodeJobStates(jobsCPs)
 	// What the jobs checkpoints learned counts as much as the account checkpoint.
-	r := &run{o: o}
-	r.acct = acct
-	r.foldJobsCheckpoints(states)
-	acct = r.acct
+	acct.foldJobs(states)
 
 	add := func(e EntityPlan) {
 		if e.UpTo < e.Calls {
@@ -106,7 +99,7 @@ func (c *Crawler) Plan(ctx context.Context, opts Options) (Plan, error) {
 		st, _ := decodeState[listState](cp.State)
 		n := max(st.Count, len(st.IDs))
 		streamCount += n
-		bulk += (n + 99) / 100
+		bulk += (n + datorama.BulkStatusChunk - 1) / datorama.BulkStatusChunk
 	}
 	if o.needsStreams() {
 		add(EntityPlan{Entity: load.Streams, Calls: len(listCPs), Note: plural(len(listCPs), "workspace") + ", " + plural(streamCount, "stream")})

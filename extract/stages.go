@@ -138,12 +138,7 @@ func (r *run) streams(ctx context.Context, wss []int64) []*streamWork {
 		r.halt(err)
 		return nil
 	}
-	jobStates := make(map[int64]*jobsState, len(jobsCPs))
-	for id, cp := range jobsCPs {
-		if s, ok := decodeState[jobsState](cp.State); ok {
-			jobStates[id] = &s
-		}
-	}
+	jobStates := decodeJobStates(jobsCPs)
 	r.foldJobsCheckpoints(jobStates)
 	listCPs, err := r.checkpoints(ctx, kindStreams)
 	if err != nil {
