@@ -15,7 +15,8 @@ import (
 )
 
 // clockSkew is how far Datorama's clock may be behind ours when a job's start time is
-// compared with the moment we sent a request.
+// compared with the moment we sent a request. The SQL of the follow-up and the pending
+// cap takes it as a parameter (microseconds, to_microseconds) so this is its one source.
 const clockSkew = 5 * time.Minute
 
 // evidenceStreams is how many streams of an interrupted batch call are read before
@@ -259,32 +260,19 @@ func applied(doc json.RawMessage, patch json.RawMessage) (bool, error) {
 
 // listJobs reads every job of a stream. It reads pages until an empty one rather than
 // stopping at a short page, because the API may cap the page size without saying so:
-// one extra call, but no job missed.
+// one extra call (and its confirmations), but no job missed. The reading and its
+// defences are the client's (AllToEmptyPage): a fault that empties or repeats a page
+// here would make a sent call look unsent, and a later plan send it again. A listing
+// that cannot be completed is an error, never a shorter list.
 func (e *Engine) listJobs(ctx context.Context, streamID int64) ([]datorama.Job, error) {
-	seen := map[int64]bool{}
 	var out []datorama.Job
-	size := e.pageSize()
-	for page := 1; page <= 10_000; page++ {
-		jobs, err := e.Client.Jobs.Page(ctx, streamID, size, page)
+	for j, err := range e.Client.Jobs.AllToEmptyPage(ctx, streamID, e.pageSize()) {
 		if err != nil {
 			return nil, err
 		}
-		if len(jobs) == 0 {
-			return out, nil
-		}
-		fresh := 0
-		for _, j := range jobs {
-			if !seen[j.ID] {
-				seen[j.ID] = true
-				out = append(out, j)
-				fresh++
-			}
-		}
-		if fresh == 0 {
-			return out, nil // a page past the end that repeats the last one
-		}
+		out = append(out, *j)
 	}
-	return nil, fmt.Errorf("jobs of stream %d: more than 10,000 pages", streamID)
+	return out, nil
 }
 
 // settleItems recomputes the status of items from their calls: all sent → sent; some

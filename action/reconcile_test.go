@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +225,107 @@ func TestDefiniteFailureIsNotInDoubt(t *testing.T) {
 	}
 	if !errors.Is(errors.New("x"), errors.New("x")) && OutcomeUnknown(&datorama.APIError{Status: 400}) {
 		t.Error("a 400 is not in doubt")
+	}
+}
+
+// listJobs reads a stream's jobs to decide whether a call in doubt was sent, so a page
+// it misreads can make a sent call look unsent and a later plan send it again. Under the
+// simulator's page faults, with pages capped below the size asked (every page short),
+// it must still return every job of every stream.
+func TestListJobsSurvivesPageFaults(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		rates map[string]float64
+	}{
+		// Rates low enough that a fault is rarely met twice in a row, which the
+		// confirmations and refetches are sized for; the seed and the stream order fix
+		// which pages meet one.
+		{"empty pages", map[string]float64{sim.FaultEmptyPage: 0.15}},
+		{"repeated pages", map[string]float64{sim.FaultRepeat: 0.15}},
+		{"both", map[string]float64{sim.FaultEmptyPage: 0.1, sim.FaultRepeat: 0.1}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, sim.Options{Workspaces: 1, Streams: 6, JobsPerStream: 14, MaxPageSize: 3})
+			e.eng.PageSize = 5 // more than the cap the engine does not know
+			tr := e.truth()
+			e.sim.SetFaults(sim.Faults{Rates: tt.rates, Seed: 11})
+			ctx := context.Background()
+			for _, sid := range slices.Sorted(maps.Keys(tr.byStr)) {
+				want := tr.byStr[sid]
+				jobs, err := e.eng.listJobs(datorama.WithWorkspace(ctx, int64(tr.streams[sid].WorkspaceID)), sid)
+				if err != nil {
+					t.Fatalf("stream %d: %v", sid, err)
+				}
+				var got, wantIDs []int64
+				for _, j := range jobs {
+					got = append(got, j.ID)
+				}
+				for _, j := range want {
+					wantIDs = append(wantIDs, j.ID)
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, wantIDs) {
+					t.Errorf("stream %d: listed %d jobs %v, the simulator has %d %v", sid, len(got), got, len(wantIDs), wantIDs)
+				}
+			}
+			for kind := range tt.rates {
+				if e.sim.Calls().Faults[kind] == 0 {
+					t.Errorf("no %s fault took effect: the test proves nothing", kind)
+				}
+			}
+		})
+	}
+}
+
+// The consequence the listing defends against: a rerun that reached the API before the
+// run died is settled from the stream's jobs while pages are faulty, and is not sent a
+// second time.
+func TestReconcileUnderPageFaultsDoesNotResend(t *testing.T) {
+	e := newEnv(t, sim.Options{Workspaces: 1, Streams: 6, JobsPerStream: 14, MaxPageSize: 3})
+	e.eng.PageSize = 5
+	e.crawl(true)
+	tr := e.truth()
+	known := maxJobIDs(tr)
+	rows := rerunRows(t, tr, 3)
+	ctx, kill := context.WithCancel(context.Background())
+	e.eng.WrapSender = func(next Sender) Sender {
+		return EachCall(func(ctx context.Context, c *Call) (*Answer, error) {
+			if c.No != 1 {
+				return SendOne(ctx, next, c)
+			}
+			if _, err := SendOne(ctx, next, c); err != nil {
+				t.Errorf("call 1: %v", err)
+			}
+			kill() // the process dies after the request reached the API
+			return nil, ctx.Err()
+		})
+	}
+	req := Request{Op: OpRerun, Rows: rows, Source: Source{Kind: "csv", Name: "r.csv"}}
+	p, err := e.eng.Prepare(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := e.eng.Execute(ctx, p, false, nil); err == nil || rep.Status != RunInterrupted {
+		t.Fatalf("first run: %v %+v", err, rep)
+	}
+
+	e.eng.WrapSender = nil
+	e.sim.Advance(time.Minute)
+	e.sim.SetFaults(sim.Faults{Rates: map[string]float64{sim.FaultEmptyPage: 0.2, sim.FaultRepeat: 0.2}, Seed: 3, OnlyReads: true})
+	p2, err := e.eng.Prepare(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.eng.Execute(context.Background(), p2, false, nil); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if n := e.sim.Calls().Faults[sim.FaultEmptyPage] + e.sim.Calls().Faults[sim.FaultRepeat]; n == 0 {
+		t.Error("no page fault took effect: the test proves nothing")
+	}
+	after := e.truth()
+	for i, r := range rows {
+		if got := rerunsAtSim(after, known, r, tr.jobs[r.JobID]); got != 1 {
+			t.Errorf("row %d (stream %d): rerun %d times at the simulator, want once", i, r.StreamID, got)
+		}
 	}
 }

@@ -69,10 +69,41 @@ func (s *JobsService) Page(ctx context.Context, streamID int64, pageSize, pageNu
 //
 // Datorama API: POST /v1/data-streams/api/{id}/stats
 func (s *JobsService) All(ctx context.Context, streamID int64, pageSize int) iter.Seq2[*Job, error] {
+	return s.all(ctx, streamID, pageSize, true)
+}
+
+// AllToEmptyPage is All for a caller that has not learned the page-size cap: a short
+// page does not end the list, only an empty page, confirmed as All confirms it, does.
+// Every empty page is confirmed, so it costs one page and the confirmations more than
+// All when the list ends on a short page. The other defences, the errors and the
+// once-per-id promise are All's. Because a short page no longer ends it, paging stops
+// with an error after maxPagesToEmpty pages rather than follow an API that never
+// answers an empty page.
+//
+// Datorama API: POST /v1/data-streams/api/{id}/stats
+func (s *JobsService) AllToEmptyPage(ctx context.Context, streamID int64, pageSize int) iter.Seq2[*Job, error] {
+	return s.all(ctx, streamID, pageSize, false)
+}
+
+// maxPagesToEmpty bounds AllToEmptyPage, as the action engine's own listing was bounded
+// before it used it: only an empty page ends AllToEmptyPage, and a server that never
+// answered one, each page differing enough from the last to pass the repeat defence,
+// would keep it paging for ever. All is left unbounded, as it always was; it ends at
+// the first short page.
+const maxPagesToEmpty = 10_000
+
+// all is All (shortEnds) and AllToEmptyPage (!shortEnds).
+func (s *JobsService) all(ctx context.Context, streamID int64, pageSize int, shortEnds bool) iter.Seq2[*Job, error] {
 	return func(yield func(*Job, error) bool) {
 		seen := make(map[int64]struct{})
 		var prev []int64 // ids of the previous page
 		for number := 1; ; number++ {
+			if !shortEnds && number > maxPagesToEmpty {
+				yield(nil, fmt.Errorf("jobs of stream %d: no empty page in %d pages of size %d", streamID, maxPagesToEmpty, pageSize))
+				return
+			}
+			// pageChecked confirms every empty page, wherever it comes, so an empty
+			// page after a short one (the end for AllToEmptyPage) is confirmed too.
 			page, err := s.pageChecked(ctx, streamID, pageSize, number, prev)
 			if err != nil {
 				yield(nil, err)
@@ -89,7 +120,7 @@ func (s *JobsService) All(ctx context.Context, streamID int64, pageSize int) ite
 					return
 				}
 			}
-			if len(page) < pageSize {
+			if len(page) == 0 || shortEnds && len(page) < pageSize {
 				return
 			}
 			prev = ids
@@ -98,7 +129,8 @@ func (s *JobsService) All(ctx context.Context, streamID int64, pageSize int) ite
 }
 
 // pageChecked fetches page number and applies All's defences; prev holds the ids of
-// the previous page (nil for the first).
+// the previous page (nil for the first). Every empty page is confirmed, not only the
+// first: AllToEmptyPage relies on it.
 func (s *JobsService) pageChecked(ctx context.Context, streamID int64, pageSize, number int, prev []int64) ([]Job, error) {
 	repeats, empties := 0, 0
 	for {

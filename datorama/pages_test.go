@@ -3,8 +3,10 @@ package datorama
 import (
 	"encoding/json"
 	"errors"
+	"iter"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -75,8 +77,14 @@ func seqIDs(n int) []int64 {
 // collect drains All, returning the ids and the error that ended it (if any).
 func collect(t *testing.T, c *Client, pageSize int) ([]int64, error) {
 	t.Helper()
+	return drain(t, c.Jobs.All(t.Context(), 3973838, pageSize))
+}
+
+// drain collects a jobs iterator's ids and the error that ended it (if any).
+func drain(t *testing.T, seq iter.Seq2[*Job, error]) ([]int64, error) {
+	t.Helper()
 	var ids []int64
-	for j, err := range c.Jobs.All(t.Context(), 3973838, pageSize) {
+	for j, err := range seq {
 		if err != nil {
 			if j != nil {
 				t.Error("an error came with a job")
@@ -235,5 +243,103 @@ func TestJobsAllStopsWhenTheCallerStops(t *testing.T) {
 	}
 	if !slices.Equal(srv.pages, []int{1, 2}) {
 		t.Errorf("pages %v: breaking out must stop the paging", srv.pages)
+	}
+}
+
+// AllToEmptyPage is All for a caller that does not know the page-size cap: only a
+// confirmed empty page ends it, so a capped page size still yields the whole list, and
+// All's defences hold on every page.
+func TestJobsAllToEmptyPage(t *testing.T) {
+	// emptyAt answers [] to the requests numbered at.
+	emptyAt := func(at ...int) func(s *statsServer, n, page, size int, w http.ResponseWriter) bool {
+		return func(s *statsServer, n, page, size int, w http.ResponseWriter) bool {
+			if !slices.Contains(at, n) {
+				return false
+			}
+			_, _ = w.Write([]byte(`[]`))
+			return true
+		}
+	}
+	tests := []struct {
+		name     string
+		srv      *statsServer
+		pageSize int
+		want     []int64 // as a set
+		pages    []int   // page numbers the server saw
+		wantErr  error   // errors.Is target; nil for success
+	}{
+		// All, asked the same, stops after page 1 (TestJobsAll).
+		{name: "API caps the page size, caller asks for more: the whole list", srv: &statsServer{ids: seqIDs(25), cap: 7}, pageSize: 10,
+			want: seqIDs(25), pages: []int{1, 2, 3, 4, 5, 5, 5}},
+		{name: "a short last page does not end it; the empty page after it is confirmed", srv: &statsServer{ids: seqIDs(25)}, pageSize: 10,
+			want: seqIDs(25), pages: []int{1, 2, 3, 4, 4, 4}},
+		{name: "ends on a page boundary: as All", srv: &statsServer{ids: seqIDs(20)}, pageSize: 10,
+			want: seqIDs(20), pages: []int{1, 2, 3, 3, 3}},
+		{name: "no jobs: the empty first page is confirmed", srv: &statsServer{}, pageSize: 10, want: nil, pages: []int{1, 1, 1}},
+		{name: "an empty page after a capped page is fetched again", srv: &statsServer{ids: seqIDs(25), cap: 7, fault: emptyAt(2)}, pageSize: 10,
+			want: seqIDs(25), pages: []int{1, 2, 2, 3, 4, 5, 5, 5}},
+		{name: "two empty pages in a row are fetched again", srv: &statsServer{ids: seqIDs(25), cap: 7, fault: emptyAt(3, 4)}, pageSize: 10,
+			want: seqIDs(25), pages: []int{1, 2, 3, 3, 3, 4, 5, 5, 5}},
+		{
+			name: "a capped page repeating the previous page is fetched again",
+			srv: &statsServer{ids: seqIDs(25), cap: 7, fault: func(s *statsServer, n, page, size int, w http.ResponseWriter) bool {
+				if n != 3 {
+					return false
+				}
+				_, _ = w.Write(s.page(page-1, size))
+				return true
+			}},
+			pageSize: 10, want: seqIDs(25), pages: []int{1, 2, 3, 3, 4, 5, 5, 5},
+		},
+		{
+			name: "a page that keeps repeating ends in ErrInconsistentPages",
+			srv: &statsServer{ids: seqIDs(25), cap: 7, fault: func(s *statsServer, n, page, size int, w http.ResponseWriter) bool {
+				if page != 2 {
+					return false
+				}
+				_, _ = w.Write(s.page(1, size))
+				return true
+			}},
+			pageSize: 10, want: seqIDs(7), pages: []int{1, 2, 2, 2, 2}, wantErr: ErrInconsistentPages,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newEnv(t, serve(t, tt.srv))
+			got, err := drain(t, env.c.Jobs.AllToEmptyPage(t.Context(), 3973838, tt.pageSize))
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("want %v, got %v", tt.wantErr, err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if seen := sortedIDs(got); !slices.Equal(seen, sortedIDs(tt.want)) {
+				t.Errorf("got %d jobs %v, want %d %v", len(got), seen, len(tt.want), tt.want)
+			}
+			if len(got) != len(sortedIDs(slices.Compact(sortedIDs(got)))) {
+				t.Errorf("a job was yielded twice: %v", got)
+			}
+			if !slices.Equal(tt.srv.pages, tt.pages) {
+				t.Errorf("server saw pages %v, want %v", tt.srv.pages, tt.pages)
+			}
+		})
+	}
+}
+
+// A server that never answers an empty page (each page a new id, so no page repeats the
+// last) ends AllToEmptyPage with an error after maxPagesToEmpty pages, not a loop for ever.
+func TestJobsAllToEmptyPageIsBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pages a loopback server maxPagesToEmpty times")
+	}
+	srv := &statsServer{fault: func(s *statsServer, n, page, size int, w http.ResponseWriter) bool {
+		_, _ = w.Write([]byte(`[{"id":` + strconv.Itoa(381868700+page) + `,"dataStreamId":3973838,"status":"SUCCESS"}]`))
+		return true
+	}}
+	env := newEnv(t, serve(t, srv))
+	got, err := drain(t, env.c.Jobs.AllToEmptyPage(t.Context(), 3973838, 10))
+	if err == nil || len(got) != maxPagesToEmpty || len(srv.pages) != maxPagesToEmpty {
+		t.Fatalf("%d jobs from %d pages, error %v: want %d of each and an error", len(got), len(srv.pages), err, maxPagesToEmpty)
 	}
 }
