@@ -30,13 +30,6 @@ const (
 	RunDryRun         = "dry_run" // never stored: a dry run writes nothing
 )
 
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UTC()
-}
-
 func nullDate(d datorama.Date) any {
 	if d.IsZero() {
 		return nil
@@ -264,7 +257,6 @@ func (a *audit) sentTx(ctx context.Context, tx *sql.Tx, runID int64, c *Call, an
 	}
 	for _, it := range c.Items {
 		ids := share[it]
-		it.jobIDs = append(it.jobIDs, ids...)
 		status := StatusSent
 		for _, oc := range it.calls {
 			if oc.status != StatusSent {

@@ -112,7 +112,7 @@ func followJobs(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
 		FROM o JOIN jobs j ON j.stream_id = o.stream_id AND NOT j.is_deleted
 		WHERE CASE
 		  WHEN o.operation = 'rerun' THEN
-		       (j.id = o.job_id AND coalesce(j.start_execution_time >= o.sending_at - INTERVAL 5 MINUTE, false))
+		       (j.id = o.job_id AND coalesce(j.start_execution_time >= o.sending_at - to_microseconds($1::BIGINT), false))
 		    OR (j.id <> o.job_id AND j.data_start_date = o.start_date AND j.data_end_date = o.end_date
 		        AND (list_contains(o.job_ids, j.id) OR list_contains(o.call_job_ids, j.id) OR j.id > o.known_max))
 		  WHEN o.operation = 'process' THEN
@@ -120,9 +120,9 @@ func followJobs(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
 		       AND (list_contains(o.job_ids, j.id) OR list_contains(o.call_job_ids, j.id) OR j.id > o.known_max)
 		  ELSE
 		       j.data_start_date < CAST(o.sending_at AS DATE)
-		       AND (j.id > o.known_max OR coalesce(j.start_execution_time >= o.sending_at - INTERVAL 5 MINUTE, false))
+		       AND (j.id > o.known_max OR coalesce(j.start_execution_time >= o.sending_at - to_microseconds($1::BIGINT), false))
 		  END
-		ORDER BY o.id, j.id`)
+		ORDER BY o.id, j.id`, clockSkew.Microseconds())
 	if err != nil {
 		return err
 	}

@@ -77,15 +77,6 @@ func (o Op) Columns() []string { return append([]string(nil), opColumns[o]...) }
 // stream must not get.
 func (o Op) CreatesJobs() bool { return o == OpRerun || o == OpRerunAll || o == OpProcess }
 
-// changesStream reports whether the operation writes the stream's own configuration.
-func (o Op) changesStream() bool {
-	switch o {
-	case OpRename, OpPatch, OpPut, OpEnable, OpDisable:
-		return true
-	}
-	return false
-}
-
 // callsPerUnit is how many API calls one planned call costs: a read-merge-write is two.
 func (o Op) callsPerUnit() int {
 	if o == OpPut || o == OpMapping {

@@ -77,7 +77,7 @@ func (t *pendingTracker) load(ctx context.Context) error {
 		FROM ours o LEFT JOIN jobs j ON j.id = o.job_id
 		WHERE j.id IS NULL
 		   OR j.status NOT IN ('SUCCESS', 'FAILURE')
-		   OR coalesce(j.end_execution_time, j.start_execution_time, TIMESTAMPTZ '1970-01-01 00:00:00+00') < o.sent_at - INTERVAL 5 MINUTE`, since)
+		   OR coalesce(j.end_execution_time, j.start_execution_time, TIMESTAMPTZ '1970-01-01 00:00:00+00') < o.sent_at - to_microseconds($2::BIGINT)`, since, clockSkew.Microseconds())
 	if err != nil {
 		return fmt.Errorf("reading our pending jobs: %w", err)
 	}

@@ -112,9 +112,7 @@ type Item struct {
 
 	calls []*Call
 	// Set while executing.
-	id     int64
-	jobIDs []int64
-	resp   json.RawMessage
+	id int64
 }
 
 // Call is one API call of a plan (two for read-merge-write operations).
