@@ -198,7 +198,7 @@ func runDemo(ctx context.Context, opts demoOptions, g *globalOptions, _ []string
 		return err
 	}
 	eng := &action.Engine{DB: store.DB(), Client: client, Clock: mc, Logger: log, Budget: func() action.BudgetView {
-		return action.BudgetViewOf(pool.Status()[0])
+		return poolBudgetView(pool)
 	}}
 	plan, err := eng.Prepare(ctx, action.Request{Selection: sel, Source: action.Source{Kind: "selection", Name: sel.Name}, StartedBy: "cli:demo"})
 	if err != nil {

@@ -14,10 +14,7 @@ import (
 
 func init() { register(newExportCommand) }
 
-type exportOptions struct{}
-
 func newExportCommand(g *globalOptions) *cobra.Command {
-	var opts exportOptions
 	return &cobra.Command{
 		Use:   "export",
 		Short: "Export the store to Parquet and publish the BI copy serving.duckdb",
@@ -32,12 +29,12 @@ writer lock, so it waits for no one: while a crawl runs it is refused with that 
 Exit codes: 0 ok, 1 failure (no store, locked, I/O error), 130 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runExportCommand(cmd.Context(), cmd, opts, g, args)
+			return runExportCommand(cmd.Context(), cmd, g, args)
 		},
 	}
 }
 
-func runExportCommand(ctx context.Context, cmd *cobra.Command, _ exportOptions, g *globalOptions, _ []string) error {
+func runExportCommand(ctx context.Context, cmd *cobra.Command, g *globalOptions, _ []string) error {
 	w, err := loadWiring(cmd, g)
 	if err != nil {
 		return err

@@ -101,14 +101,10 @@ func runReport(ctx context.Context, cmd *cobra.Command, opts reportOptions, g *g
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return err
-	case errors.Is(err, datorama.ErrQuotaExhausted):
-		var qe *datorama.QuotaError
-		reset := "an unknown time"
-		if errors.As(err, &qe) {
-			reset = formatReset(qe.Reset)
-		}
-		return withExit(ExitQuotaExhausted, fmt.Errorf("quota exhausted, resets at %s: %w", reset, err))
 	case err != nil:
+		if reset, ok := quotaReset(err); ok {
+			return withExit(ExitQuotaExhausted, fmt.Errorf("quota exhausted, resets at %s: %w", formatReset(reset), err))
+		}
 		return withExit(ExitFailure, err)
 	}
 	if perr := store.Publish(ctx, w.cfg.Store.ServingPath()); perr != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -206,11 +205,8 @@ type daemon struct {
 var _ serve.Runner = (*daemon)(nil)
 
 func newDaemon(ctx context.Context, w *wiring, tokens []string, m *serve.Metrics) (*daemon, error) {
-	selDir := w.cfg.SelectionsDir
-	if _, err := os.Stat(selDir); errors.Is(err, fs.ErrNotExist) {
-		selDir = "" // the folder is optional: built-ins only
-	}
-	cat, err := action.LoadCatalog(selDir)
+	// The selections folder is optional: LoadCatalog gives the built-ins alone without it.
+	cat, err := action.LoadCatalog(w.cfg.SelectionsDir)
 	if err != nil {
 		return nil, fmt.Errorf("loading selections: %w", err)
 	}
@@ -277,29 +273,41 @@ func (d *daemon) Run(ctx context.Context, sc *config.Schedule) (out serve.Outcom
 		out, err = d.runAction(ctx, store, sc)
 	case "export":
 		out, err = d.runExport(ctx, store, sc)
-		// The runs row keeps the rows exported per table; to the daemon's metrics
-		// (rows loaded into the store) an export adds none.
-		out.Rows = nil
 	case "report":
 		out, err = d.runReport(ctx, store, sc)
 	default:
 		return serve.Outcome{Status: load.RunFailed}, fmt.Errorf("schedule %q runs nothing", sc.Name)
 	}
 
-	// Publish what was committed, unless we are shutting down: the old serving copy
-	// stays complete and the next run publishes.
-	if sc.Kind() != "export" && ctx.Err() == nil {
+	// Whatever ended the run, no runs row may stay "running": the lock makes every such
+	// row this process's, and its run is over. Closing them before publishing keeps the
+	// serving copy from showing a finished run as running.
+	d.closeRunning(context.WithoutCancel(ctx), store, errors.New("the run was interrupted before it recorded its end"))
+	// Publish what was committed, now that the runs row records the run's end; unless we
+	// are shutting down: the old serving copy stays complete and the next run publishes.
+	if ctx.Err() == nil {
 		if perr := store.Publish(ctx, d.cfg.Store.ServingPath()); perr != nil {
 			d.log.Error("publishing the serving copy", "schedule", sc.Name, "error", perr)
 			if err == nil {
 				err = fmt.Errorf("publishing %s: %w", d.cfg.Store.ServingPath(), perr)
 				out.Status = load.RunFailed
+				if sc.Kind() == "export" {
+					// Publishing is half of an export's job: as `drextract export` does, its
+					// runs row is rewritten as failed.
+					end := load.RunEnd{Finished: d.clock.Now(), Status: load.RunFailed, Calls: out.Calls,
+						Rows: out.Rows, Incomplete: out.Incomplete, Error: err.Error()}
+					if ferr := store.FinishRun(context.WithoutCancel(ctx), out.RunID, end); ferr != nil {
+						d.log.Error("recording the failed publish in the export's run", "run_id", out.RunID, "error", ferr)
+					}
+				}
 			}
 		}
 	}
-	// Whatever ended the run, no runs row may stay "running": the lock makes every such
-	// row this process's, and its run is over.
-	d.closeRunning(context.WithoutCancel(ctx), store, errors.New("the run was interrupted before it recorded its end"))
+	if sc.Kind() == "export" {
+		// The runs row keeps the rows exported per table; to the daemon's metrics
+		// (rows loaded into the store) an export adds none.
+		out.Rows = nil
+	}
 	d.refreshFreshness(context.WithoutCancel(ctx), store)
 	return out, err
 }
@@ -397,14 +405,13 @@ func runSelection(ctx context.Context, eng *action.Engine, sel *action.Selection
 	return rep, nil
 }
 
+// runExport writes the Parquet files. The serving copy is Run's to publish, after the
+// runs row records the export's end.
 func (d *daemon) runExport(ctx context.Context, store *load.Store, sc *config.Schedule) (serve.Outcome, error) {
 	return d.recorded(ctx, store, sc, "export", func(ctx context.Context) (serve.Outcome, error) {
 		st, err := store.Export(ctx, d.cfg.Store.ParquetDir())
 		if err != nil {
 			return serve.Outcome{Status: load.RunFailed}, fmt.Errorf("exporting Parquet: %w", err)
-		}
-		if err := store.Publish(ctx, d.cfg.Store.ServingPath()); err != nil {
-			return serve.Outcome{Status: load.RunFailed}, fmt.Errorf("publishing %s: %w", d.cfg.Store.ServingPath(), err)
 		}
 		rows := map[string]int{}
 		for t, n := range st.Rows {
@@ -434,16 +441,11 @@ func (d *daemon) runReport(ctx context.Context, store *load.Store, sc *config.Sc
 		for _, res := range results {
 			out.Rows[res.Table] += int(res.Rows)
 		}
-		var qe *datorama.QuotaError
-		switch {
-		case errors.As(err, &qe):
-			out.Status, out.QuotaReset = load.RunQuotaExhausted, qe.Reset
-		case errors.Is(err, datorama.ErrQuotaExhausted):
-			out.Status = load.RunQuotaExhausted
-		case err != nil:
-			out.Status = load.RunFailed
-		}
 		if err != nil {
+			out.Status = load.RunFailed
+			if reset, ok := quotaReset(err); ok {
+				out.Status, out.QuotaReset = load.RunQuotaExhausted, reset
+			}
 			err = fmt.Errorf("report %s: %w", def.Name, err)
 		}
 		return out, err
@@ -582,14 +584,8 @@ func windowOf(known bool, limit, remaining int, reset time.Time) serve.Window {
 	return w
 }
 
-// budgetView is what the action planner's estimate needs: the first token's budget.
-func (d *daemon) budgetView() action.BudgetView {
-	sts := d.pool.Status()
-	if len(sts) == 0 {
-		return action.BudgetView{}
-	}
-	return action.BudgetViewOf(sts[0])
-}
+// budgetView is what the action planner's estimate needs: the budget of every token.
+func (d *daemon) budgetView() action.BudgetView { return poolBudgetView(d.pool) }
 
 // metricsObserver feeds API call attempts to the daemon's metrics.
 type metricsObserver struct{ m *serve.Metrics }

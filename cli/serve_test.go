@@ -560,3 +560,59 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestServeExportRecordsItsEndBeforePublishing: a scheduled export is published only
+// after its runs row records the end, so a serving copy that no later run replaces shows
+// the export finished, not running; an export whose publish fails is recorded as failed.
+func TestServeExportRecordsItsEndBeforePublishing(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		blockServing bool // a directory where serving.duckdb goes makes the publish fail
+		wantStatus   string
+	}{
+		{name: "published", wantStatus: load.RunOK},
+		{name: "publish fails", blockServing: true, wantStatus: load.RunFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newServeEnv(t, sim.Options{Seed: 3, Workspaces: 1, Streams: 2, JobsPerStream: 2,
+				PlatformLimit: 100000, QueryLimit: 100000, DailyQuota: 1000000}, `
+schedules:
+  - name: export-bi
+    cron: "15 6 * * *"
+    export: {}
+`)
+			serving := filepath.Join(e.dataDir, load.ServingFile)
+			if tc.blockServing {
+				if err := os.MkdirAll(filepath.Join(serving, "keep"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h := e.start()
+			e.driveUntil(h, t0Serve.Add(7*time.Hour), nil)
+			h.stop(t)
+
+			runs := e.runsTable()
+			if len(runs) != 1 || runs[0].schedule != "export-bi" || runs[0].status != tc.wantStatus {
+				t.Fatalf("runs in the live store = %+v, want one export-bi run %s", runs, tc.wantStatus)
+			}
+			if tc.blockServing {
+				if !strings.Contains(runs[0].errText, "publishing") {
+					t.Errorf("the failed export's error %q does not say the publish failed", runs[0].errText)
+				}
+				return
+			}
+			st, err := load.OpenReadOnly(context.Background(), serving)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			var status string
+			if err := st.DB().QueryRow(`SELECT status FROM runs WHERE schedule = 'export-bi'`).Scan(&status); err != nil {
+				t.Fatalf("reading the export's run in %s: %v", load.ServingFile, err)
+			}
+			if status != load.RunOK {
+				t.Errorf("%s shows the export's run %s, want %s", load.ServingFile, status, load.RunOK)
+			}
+		})
+	}
+}

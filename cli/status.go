@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/ratelimit"
 )
 
@@ -131,19 +130,6 @@ func runStatus(ctx context.Context, cmd *cobra.Command, opts statusOptions, g *g
 	return errors.Join(err, quotaErr)
 }
 
-// budgetConfig is the rate budget's configuration as every command builds it.
-func (w *wiring) budgetConfig() ratelimit.Config {
-	b := w.cfg.Budget
-	reserve := b.Reserve
-	if reserve <= 0 {
-		reserve = -1 // the config's 0 means none; ratelimit's 0 means its default
-	}
-	return ratelimit.Config{
-		PlatformLimit: b.PlatformLimit, QueryLimit: b.QueryLimit, DailyQuota: b.DailyQuota,
-		Reserve: reserve, Clock: w.clock, StateDir: ratelimit.StateDirIn(w.cfg.Store.DataDir), Logger: w.log,
-	}
-}
-
 // probeTokens makes one GET /v1/workspaces per token through the shared budget, so its
 // headers land in the state file. It returns the first error; a quota error only after
 // every token was tried.
@@ -173,11 +159,11 @@ func probeTokens(ctx context.Context, w *wiring) error {
 
 // quotaExit maps a quota error to the quota-exhausted exit; nil for any other error.
 func quotaExit(err error) error {
-	var qe *datorama.QuotaError
-	if !errors.As(err, &qe) {
+	reset, ok := quotaReset(err)
+	if !ok {
 		return nil
 	}
-	return withExit(ExitQuotaExhausted, fmt.Errorf("quota exhausted, resets at %s", formatReset(qe.Reset)))
+	return withExit(ExitQuotaExhausted, fmt.Errorf("quota exhausted, resets at %s", formatReset(reset)))
 }
 
 // printStatus writes the report for people.

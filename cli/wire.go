@@ -109,15 +109,20 @@ func (w *wiring) tokens() ([]string, error) {
 // pool is the rate budget of tokens, shared with every other drextract process using the
 // same data directory (its state lives in ratelimit.StateDirIn(data dir)).
 func (w *wiring) pool(tokens []string) *ratelimit.Pool {
+	return ratelimit.NewPool(tokens, w.budgetConfig())
+}
+
+// budgetConfig is the rate budget's configuration as every command builds it.
+func (w *wiring) budgetConfig() ratelimit.Config {
 	b := w.cfg.Budget
 	reserve := b.Reserve
 	if reserve <= 0 {
 		reserve = -1 // the config's 0 means none; ratelimit's 0 means its default
 	}
-	return ratelimit.NewPool(tokens, ratelimit.Config{
+	return ratelimit.Config{
 		PlatformLimit: b.PlatformLimit, QueryLimit: b.QueryLimit, DailyQuota: b.DailyQuota,
 		Reserve: reserve, Clock: w.clock, StateDir: ratelimit.StateDirIn(w.cfg.Store.DataDir), Logger: w.log,
-	})
+	}
 }
 
 // client is an API client whose every request passes pool and is reported to obs (nil:
@@ -212,6 +217,16 @@ func (w *wiring) openStoreReadOnly(ctx context.Context) (*load.Store, error) {
 		return st2, nil
 	}
 	return nil, fmt.Errorf("opening the store %s read-only: %w", w.cfg.Store.DuckDBPath(), err)
+}
+
+// quotaReset reports whether err means the daily quota is gone, and when it comes back
+// (zero when the error does not say).
+func quotaReset(err error) (reset time.Time, ok bool) {
+	var qe *datorama.QuotaError
+	if errors.As(err, &qe) {
+		return qe.Reset, true
+	}
+	return time.Time{}, errors.Is(err, datorama.ErrQuotaExhausted)
 }
 
 // formatReset renders a quota reset for the user.
