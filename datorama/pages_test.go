@@ -182,22 +182,7 @@ func TestJobsAll(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := newEnv(t, serve(t, tt.srv))
 			got, err := collect(t, env.c, tt.pageSize)
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("want %v, got %v", tt.wantErr, err)
-				}
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if seen := sortedIDs(got); !slices.Equal(seen, sortedIDs(tt.want)) {
-				t.Errorf("got %d jobs %v, want %d %v", len(got), seen, len(tt.want), tt.want)
-			}
-			if len(got) != len(sortedIDs(slices.Compact(sortedIDs(got)))) {
-				t.Errorf("a job was yielded twice: %v", got)
-			}
-			if !slices.Equal(tt.srv.pages, tt.pages) {
-				t.Errorf("server saw pages %v, want %v", tt.srv.pages, tt.pages)
-			}
+			checkListing(t, got, err, tt.wantErr, tt.want, tt.srv.pages, tt.pages)
 		})
 	}
 }
@@ -307,22 +292,7 @@ func TestJobsAllToEmptyPage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := newEnv(t, serve(t, tt.srv))
 			got, err := drain(t, env.c.Jobs.AllToEmptyPage(t.Context(), 3973838, tt.pageSize))
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("want %v, got %v", tt.wantErr, err)
-				}
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if seen := sortedIDs(got); !slices.Equal(seen, sortedIDs(tt.want)) {
-				t.Errorf("got %d jobs %v, want %d %v", len(got), seen, len(tt.want), tt.want)
-			}
-			if len(got) != len(sortedIDs(slices.Compact(sortedIDs(got)))) {
-				t.Errorf("a job was yielded twice: %v", got)
-			}
-			if !slices.Equal(tt.srv.pages, tt.pages) {
-				t.Errorf("server saw pages %v, want %v", tt.srv.pages, tt.pages)
-			}
+			checkListing(t, got, err, tt.wantErr, tt.want, tt.srv.pages, tt.pages)
 		})
 	}
 }
@@ -341,5 +311,27 @@ func TestJobsAllToEmptyPageIsBounded(t *testing.T) {
 	got, err := drain(t, env.c.Jobs.AllToEmptyPage(t.Context(), 3973838, 10))
 	if err == nil || len(got) != maxPagesToEmpty || len(srv.pages) != maxPagesToEmpty {
 		t.Fatalf("%d jobs from %d pages, error %v: want %d of each and an error", len(got), len(srv.pages), err, maxPagesToEmpty)
+	}
+}
+
+// checkListing checks one listing: the error (or none), every wanted job exactly once,
+// and the pages the server was asked for.
+func checkListing(t *testing.T, got []int64, err, wantErr error, want []int64, pagesSeen, pages []int) {
+	t.Helper()
+	if wantErr != nil {
+		if !errors.Is(err, wantErr) {
+			t.Fatalf("want %v, got %v", wantErr, err)
+		}
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if seen := sortedIDs(got); !slices.Equal(seen, sortedIDs(want)) {
+		t.Errorf("got %d jobs %v, want %d %v", len(got), seen, len(want), want)
+	}
+	if len(got) != len(sortedIDs(slices.Compact(sortedIDs(got)))) {
+		t.Errorf("a job was yielded twice: %v", got)
+	}
+	if !slices.Equal(pagesSeen, pages) {
+		t.Errorf("server saw pages %v, want %v", pagesSeen, pages)
 	}
 }
