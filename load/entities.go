@@ -47,10 +47,10 @@ type entitySQL struct {
 	deleteChanged  string // $1 parent (jobs only)
 	insert         string // $1 observed, $2 run
 	touchUnchanged string // $1 observed, $2 run, $3 parent (jobs only)
-	historyClose   string // $1 observed
+	historyClose   string // $1 observed, $2 run
 	historyInsert  string // $1 observed, $2 run
 	deleteMissing  string // $1 observed, $2 run, $3 parent (if the entity has one)
-	historyDelete  string // $1 observed, $2 parent (if the entity has one)
+	historyDelete  string // $1 observed, $2 run, $3 parent (if the entity has one)
 }
 
 // nullTime stores the zero time as NULL, as the row types promise.
@@ -257,7 +257,7 @@ func buildSQL(e *entity) entitySQL {
 	parentFilter, histParentFilter := "true", "true"
 	if e.parent != "" {
 		parentFilter = fmt.Sprintf("t.%s = $3", e.parent)
-		histParentFilter = fmt.Sprintf("t.%s = $2", e.parent)
+		histParentFilter = fmt.Sprintf("t.%s = $3", e.parent)
 	}
 	// present: the keys a Complete listing holds. Int-keyed entities use stg_ids (the
 	// batch's ids plus AllIDs); the others use the staging rows themselves.
@@ -293,14 +293,14 @@ func buildSQL(e *entity) entitySQL {
 	}
 	if e.history {
 		h := e.table + "_history"
-		q.historyClose = fmt.Sprintf(`UPDATE %s t SET valid_to = $1, is_current = false
+		q.historyClose = fmt.Sprintf(`UPDATE %s t SET valid_to = $1, is_current = false, closed_run_id = $2
 			FROM %s s WHERE %s AND t.is_current AND t.row_hash <> md5(coalesce(s.raw, ''))`,
 			h, stg, keyMatch("t", "s"))
 		q.historyInsert = fmt.Sprintf(`INSERT INTO %[1]s (%[2]s, raw, row_hash, valid_from, valid_to, is_current, run_id)
 			SELECT %[2]s, CAST(raw AS JSON), md5(coalesce(raw, '')), $1, NULL, true, $2 FROM %[3]s s
 			WHERE NOT EXISTS (SELECT 1 FROM %[1]s t WHERE %[4]s AND t.is_current)`,
 			h, cols, stg, keyMatch("t", "s"))
-		q.historyDelete = fmt.Sprintf(`UPDATE %s t SET valid_to = $1, is_current = false
+		q.historyDelete = fmt.Sprintf(`UPDATE %s t SET valid_to = $1, is_current = false, closed_run_id = $2
 			WHERE t.is_current AND %s AND %s`, h, histParentFilter, missing)
 	}
 	return q

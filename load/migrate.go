@@ -105,6 +105,7 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, clk clock.Clock, log *
 	if current > known {
 		return current, &SchemaTooNewError{Store: current, Known: known}
 	}
+	appliedAny := false
 	for _, m := range ms {
 		if applied[m.version] {
 			continue
@@ -118,6 +119,16 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, clk clock.Clock, log *
 		}
 		current = max(current, m.version)
 		log.Info("applied migration", "version", m.version, "name", m.name)
+		appliedAny = true
+	}
+	if appliedAny {
+		// Fold the migrations into the file at once: DuckDB 1.5 cannot replay a WAL that
+		// holds an ALTER TABLE … ADD COLUMN followed by writes to that table ("Calling
+		// DatabaseManager::GetDefaultDatabase with no default database set"), so a kill
+		// before the next checkpoint would leave a store that does not open.
+		if _, err := db.ExecContext(ctx, "CHECKPOINT"); err != nil {
+			return current, fmt.Errorf("checkpointing after migrations: %w", err)
+		}
 	}
 	return current, nil
 }

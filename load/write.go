@@ -207,7 +207,7 @@ func (s *Store) merge(ctx context.Context, e *entity, b *Batch, runID int64, obs
 				}
 			}
 			if e.history {
-				if err := exec("closing changed history versions", e.sql.historyClose, obs); err != nil {
+				if err := exec("closing changed history versions", e.sql.historyClose, obs, runID); err != nil {
 					return err
 				}
 				if err := exec("opening history versions", e.sql.historyInsert, obs, runID); err != nil {
@@ -233,7 +233,7 @@ func (s *Store) merge(ctx context.Context, e *entity, b *Batch, runID int64, obs
 	}
 	if b.Complete {
 		delArgs := []any{obs, runID}
-		histArgs := []any{obs}
+		histArgs := []any{obs, runID}
 		if e.parent != "" {
 			delArgs = append(delArgs, b.ParentID)
 			histArgs = append(histArgs, b.ParentID)
