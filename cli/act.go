@@ -14,7 +14,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/drextract/drextract/action"
+	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/ratelimit"
+	"github.com/drextract/drextract/run"
 )
 
 func init() { register(newActCommand) }
@@ -110,7 +112,7 @@ Operations and their input columns:
   drextract act failed-jobs-24h --yes
   drextract act --csv month.csv --action process --chunk-days 10 --yes
   drextract act names-not-matching --param pattern='^[A-Z]{2} - ' --action disable`,
-		Args: cobra.MaximumNArgs(1),
+		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runAct(cmd.Context(), cmd, opts, g, args)
 		},
@@ -127,21 +129,21 @@ func runAct(ctx context.Context, cmd *cobra.Command, opts actOptions, g *globalO
 	var op action.Op
 	if opts.op != "" {
 		if op, err = action.ParseOp(opts.op); err != nil {
-			return withExit(ExitUsage, err)
+			return usage(err)
 		}
 	}
 	req := action.Request{Op: op, Options: opts.guards.options()}
 	switch {
 	case len(args) == 1 && opts.csv != "":
-		return withExit(ExitUsage, errors.New("give a selection or --csv, not both"))
+		return usage(errors.New("give a selection or --csv, not both"))
 	case len(args) == 1:
 		cat, err := action.LoadCatalog(w.cfg.SelectionsDir)
 		if err != nil {
-			return withExit(ExitUsage, err)
+			return usage(err)
 		}
 		sel, err := cat.Get(args[0])
 		if err != nil {
-			return withExit(ExitUsage, err)
+			return usage(err)
 		}
 		params, err := parseParams(opts.params)
 		if err != nil {
@@ -151,19 +153,19 @@ func runAct(ctx context.Context, cmd *cobra.Command, opts actOptions, g *globalO
 		req.Source = action.Source{Kind: "selection", Name: sel.Name}
 	case opts.csv != "":
 		if op == "" {
-			return withExit(ExitUsage, errors.New("--csv needs --action (one of: "+opNames()+")"))
+			return usage(errors.New("--csv needs --action (one of: " + opNames() + ")"))
 		}
 		if len(opts.params) > 0 {
-			return withExit(ExitUsage, errors.New("--param is for selections, not CSV files"))
+			return usage(errors.New("--param is for selections, not CSV files"))
 		}
 		rows, err := readActCSV(opts.csv, g.stdin, op)
 		if err != nil {
-			return withExit(ExitUsage, err)
+			return usage(err)
 		}
 		req.Rows = rows
 		req.Source = action.Source{Kind: "csv", Name: opts.csv}
 	default:
-		return withExit(ExitUsage, errors.New("name a selection (drextract select lists them) or give --csv FILE --action OP"))
+		return usage(errors.New("name a selection (drextract select lists them) or give --csv FILE --action OP"))
 	}
 	return runActionRequest(ctx, w, g, req, opts.guards)
 }
@@ -188,7 +190,7 @@ func parseParams(kv []string) (map[string]string, error) {
 	for _, p := range kv {
 		k, v, ok := strings.Cut(p, "=")
 		if !ok || strings.TrimSpace(k) == "" {
-			return nil, withExit(ExitUsage, fmt.Errorf("--param %q: want NAME=VALUE", p))
+			return nil, usage(fmt.Errorf("--param %q: want NAME=VALUE", p))
 		}
 		out[strings.TrimSpace(k)] = v
 	}
@@ -198,123 +200,38 @@ func parseParams(kv []string) (map[string]string, error) {
 // runActionRequest plans a request, prints the plan and, with --yes, executes it. A dry
 // run reads the store read-only and needs no token; a real run takes the data
 // directory's lock and the API tokens.
-func runActionRequest(ctx context.Context, w *wiring, g *globalOptions, req action.Request, guards actGuards) error {
+func runActionRequest(ctx context.Context, w *wiring, g *globalOptions, req action.Request, guards actGuards) (err error) {
 	req.StartedBy = startedBy()
-	eng := &action.Engine{Clock: w.clock, Logger: w.log}
-	if !guards.yes {
-		st, err := w.openStoreReadOnly(ctx)
-		if err != nil {
+	o := run.ActionOptions{Request: req, DryRun: !guards.yes, Priority: ratelimit.Interactive,
+		OnPlan: func(p *action.Plan) error { return action.WritePlan(g.stdout, p) }}
+	var (
+		r  *run.Runner
+		st *load.Store
+	)
+	if o.DryRun {
+		if st, err = w.openStoreReadOnly(ctx); err != nil {
 			return err
 		}
-		defer st.Close()
-		eng.DB = st.DB()
-		plan, err := eng.Prepare(ctx, req)
-		if err != nil {
-			return actPlanError(err)
-		}
-		if err := action.WritePlan(g.stdout, plan); err != nil {
-			return err
-		}
-		if err := plan.Check(); err != nil {
-			return withExit(ExitUsage, err)
-		}
-		out := io.Discard
+		defer closing(&err, st.Close)
+		r = w.runner(nil)
 		if guards.verbose {
-			out = g.stdout
+			o.Out = g.stdout
 		}
-		rep, err := eng.Execute(ctx, plan, true, out)
-		if err != nil {
+	} else {
+		var closeStore func() error
+		if r, st, closeStore, err = w.writer(ctx, true); err != nil {
 			return err
 		}
-		return action.WriteReport(g.stdout, rep)
+		defer closing(&err, closeStore)
+		o.Out = g.stdout
 	}
-	s, err := w.session(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	pool, client, store := s.pool, s.client, s.store
-	eng.DB, eng.Client = store.DB(), client
-	eng.Budget = func() action.BudgetView { return poolBudgetView(pool) }
-	plan, err := eng.Prepare(ctx, req)
-	if err != nil {
-		return actPlanError(err)
-	}
-	if err := action.WritePlan(g.stdout, plan); err != nil {
-		return err
-	}
-	if err := plan.Check(); err != nil {
-		return withExit(ExitUsage, err)
-	}
-	rep, err := eng.Execute(ctx, plan, false, g.stdout)
-	if rep != nil {
-		if perr := action.WriteReport(g.stdout, rep); perr != nil && err == nil {
-			err = perr
+	res := r.Action(ctx, st, o)
+	if res.Action != nil && res.Action.Report != nil {
+		if perr := action.WriteReport(g.stdout, res.Action.Report); perr != nil {
+			return perr
 		}
 	}
-	if ctx.Err() == nil && rep != nil && rep.RunID > 0 {
-		// Readers of the serving copy see the audit of this run.
-		if perr := store.Publish(ctx, w.cfg.Store.ServingPath()); perr != nil {
-			w.log.Warn("publishing the serving copy", "error", perr)
-		}
-	}
-	return actRunError(rep, err)
-}
-
-// actPlanError maps a planning failure: the input is at fault (exit 2), or the store
-// could not be read (exit 1).
-func actPlanError(err error) error {
-	if errors.Is(err, action.ErrBadInput) {
-		return withExit(ExitUsage, err)
-	}
-	return err
-}
-
-// actRunError maps how a run ended to the exit code.
-func actRunError(rep *action.Report, err error) error {
-	if rep == nil {
-		return err
-	}
-	switch rep.Status {
-	case action.RunOK:
-		return err
-	case action.RunPartial:
-		return withExit(ExitPartial, fmt.Errorf("action run %d partial: %d items failed (drextract actions log --run %d)", rep.RunID, rep.Failed, rep.RunID))
-	case action.RunQuotaExhausted:
-		return withExit(ExitQuotaExhausted, fmt.Errorf("quota exhausted, resets at %s; the rest of action run %d was not sent", formatReset(rep.QuotaReset), rep.RunID))
-	case action.RunInterrupted:
-		if err == nil {
-			err = context.Canceled
-		}
-		return withExit(ExitCanceled, err)
-	}
-	if err == nil {
-		err = fmt.Errorf("action run %d failed", rep.RunID)
-	}
-	return withExit(ExitFailure, err)
-}
-
-// poolBudgetView sums what the pool's tokens have left: an action's calls to a workspace
-// can go through any token that sees it.
-func poolBudgetView(pool *ratelimit.Pool) action.BudgetView {
-	var v action.BudgetView
-	for _, st := range pool.Status() {
-		b := action.BudgetViewOf(st)
-		if !b.Known {
-			continue
-		}
-		v.Known = true
-		v.PerMinute += b.PerMinute
-		v.MinuteRemaining += b.MinuteRemaining
-		v.DailyRemaining += b.DailyRemaining
-		if v.MinuteReset.IsZero() || b.MinuteReset.Before(v.MinuteReset) {
-			v.MinuteReset = b.MinuteReset
-		}
-		if v.DailyReset.IsZero() || b.DailyReset.Before(v.DailyReset) {
-			v.DailyReset = b.DailyReset
-		}
-	}
-	return v
+	return runErr(res)
 }
 
 // startedBy names who started a run from the command line.

@@ -30,7 +30,7 @@ func newActionsCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "actions",
 		Short: "The audit of bulk actions: runs, the item log, reconciliation, follow-up",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 	}
 	var logOpts actionsLogOptions
 	logCmd := &cobra.Command{
@@ -44,7 +44,7 @@ replaces the old client's job_log and update_log CSV files.
 Exit codes: 0 ok, 1 failure, 2 usage.`,
 		Example: `  drextract actions log --format csv > actions.csv
   drextract actions log --run 12 --format json`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runActionsLog(cmd.Context(), cmd, logOpts, g, args)
 		},
@@ -55,7 +55,7 @@ Exit codes: 0 ok, 1 failure, 2 usage.`,
 	runsCmd := &cobra.Command{
 		Use:   "runs",
 		Short: "List the latest action runs",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runActionsRuns(cmd.Context(), cmd, limit, g, args)
 		},
@@ -71,7 +71,7 @@ created after the send for the same days means it was sent), for renames and pat
 stream itself. Nothing is ever resent. act does this by itself before sending anything.
 
 Exit codes: 0 ok, 1 failure (some call is still in doubt), 2 usage.`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runActionsReconcile(cmd.Context(), cmd, g, args)
 		},
@@ -79,7 +79,7 @@ Exit codes: 0 ok, 1 failure (some call is still in doubt), 2 usage.`,
 	followCmd := &cobra.Command{
 		Use:   "follow-up",
 		Short: "Fill in action outcomes from what the store holds now (extract does it after each crawl)",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runActionsFollowUp(cmd.Context(), cmd, g, args)
 		},
@@ -90,7 +90,7 @@ Exit codes: 0 ok, 1 failure (some call is still in doubt), 2 usage.`,
 
 func runActionsLog(ctx context.Context, cmd *cobra.Command, opts actionsLogOptions, g *globalOptions, _ []string) error {
 	if opts.format != "csv" && opts.format != "json" {
-		return withExit(ExitUsage, fmt.Errorf("--format %q: want csv or json", opts.format))
+		return usage(fmt.Errorf("--format %q: want csv or json", opts.format))
 	}
 	w, err := loadWiring(cmd, g)
 	if err != nil {
@@ -132,19 +132,17 @@ func runActionsRuns(ctx context.Context, cmd *cobra.Command, limit int, g *globa
 	return tw.Flush()
 }
 
-func runActionsReconcile(ctx context.Context, cmd *cobra.Command, g *globalOptions, _ []string) error {
+func runActionsReconcile(ctx context.Context, cmd *cobra.Command, g *globalOptions, _ []string) (err error) {
 	w, err := loadWiring(cmd, g)
 	if err != nil {
 		return err
 	}
-	s, err := w.session(ctx, nil)
+	r, st, closeStore, err := w.writer(ctx, true)
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	client, store := s.client, s.store
-	eng := &action.Engine{DB: store.DB(), Client: client, Clock: w.clock, Logger: w.log}
-	notes, err := eng.Reconcile(ctx)
+	defer closing(&err, closeStore)
+	notes, err := r.Reconcile(ctx, st)
 	for _, n := range notes {
 		fmt.Fprintln(g.stdout, n)
 	}
@@ -157,7 +155,7 @@ func runActionsReconcile(ctx context.Context, cmd *cobra.Command, g *globalOptio
 	return nil
 }
 
-func runActionsFollowUp(ctx context.Context, cmd *cobra.Command, g *globalOptions, _ []string) error {
+func runActionsFollowUp(ctx context.Context, cmd *cobra.Command, g *globalOptions, _ []string) (err error) {
 	w, err := loadWiring(cmd, g)
 	if err != nil {
 		return err
@@ -166,11 +164,7 @@ func runActionsFollowUp(ctx context.Context, cmd *cobra.Command, g *globalOption
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := closeStore(); cerr != nil {
-			w.log.Warn("closing the store", "error", cerr)
-		}
-	}()
+	defer closing(&err, closeStore)
 	st, err := action.FollowUp(ctx, store.DB())
 	if err != nil {
 		return err

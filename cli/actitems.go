@@ -46,7 +46,7 @@ func newRerunCommand(g *globalOptions) *cobra.Command {
 		Long:  "rerun reruns the given jobs of a stream in one call, or with --all every job of the stream.\n\n" + itemExitCodes,
 		Example: `  drextract rerun --stream 3974201 --job 377021020 --job 377723753 --yes
   drextract rerun --stream 3974201 --all`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRerun(cmd.Context(), cmd, opts, g, args)
 		},
@@ -60,10 +60,10 @@ func newRerunCommand(g *globalOptions) *cobra.Command {
 
 func runRerun(ctx context.Context, cmd *cobra.Command, opts rerunOptions, g *globalOptions, _ []string) error {
 	if opts.stream <= 0 {
-		return withExit(ExitUsage, errors.New("--stream is required"))
+		return usage(errors.New("--stream is required"))
 	}
 	if opts.all == (len(opts.jobs) > 0) {
-		return withExit(ExitUsage, errors.New("give --job (one or more) or --all"))
+		return usage(errors.New("give --job (one or more) or --all"))
 	}
 	req := action.Request{Op: action.OpRerun, Source: action.Source{Kind: "command", Name: "rerun"}, Options: opts.guards.options()}
 	if opts.all {
@@ -72,7 +72,7 @@ func runRerun(ctx context.Context, cmd *cobra.Command, opts rerunOptions, g *glo
 	}
 	for i, j := range opts.jobs {
 		if j <= 0 {
-			return withExit(ExitUsage, fmt.Errorf("--job %d is not a job id", j))
+			return usage(fmt.Errorf("--job %d is not a job id", j))
 		}
 		req.Rows = append(req.Rows, action.Row{Line: i + 1, StreamID: opts.stream, JobID: j})
 	}
@@ -95,7 +95,7 @@ yyyy-MM-dd), cut into chunks of --chunk-days; streams share one batch call per c
 
 ` + itemExitCodes,
 		Example: `  drextract process --stream 3973838,3973840 --from 2021-06-01 --to 2021-06-30 --yes`,
-		Args:    cobra.NoArgs,
+		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runProcess(cmd.Context(), cmd, opts, g, args)
 		},
@@ -109,24 +109,24 @@ yyyy-MM-dd), cut into chunks of --chunk-days; streams share one batch call per c
 
 func runProcess(ctx context.Context, cmd *cobra.Command, opts processOptions, g *globalOptions, _ []string) error {
 	if len(opts.streams) == 0 || opts.from == "" || opts.to == "" {
-		return withExit(ExitUsage, errors.New("--stream, --from and --to are required"))
+		return usage(errors.New("--stream, --from and --to are required"))
 	}
 	from, err := datorama.ParseDate(opts.from)
 	if err != nil {
-		return withExit(ExitUsage, fmt.Errorf("--from: %w", err))
+		return usage(fmt.Errorf("--from: %w", err))
 	}
 	to, err := datorama.ParseDate(opts.to)
 	if err != nil {
-		return withExit(ExitUsage, fmt.Errorf("--to: %w", err))
+		return usage(fmt.Errorf("--to: %w", err))
 	}
 	if to.Before(from.Time) {
-		return withExit(ExitUsage, fmt.Errorf("--to %s is before --from %s", opts.to, opts.from))
+		return usage(fmt.Errorf("--to %s is before --from %s", opts.to, opts.from))
 	}
 	req := action.Request{Op: action.OpProcess, Source: action.Source{Kind: "command", Name: "process"}, Options: opts.guards.options()}
 	seen := map[int64]bool{}
 	for i, s := range opts.streams {
 		if s <= 0 || seen[s] {
-			return withExit(ExitUsage, fmt.Errorf("--stream %d: not a stream id, or given twice", s))
+			return usage(fmt.Errorf("--stream %d: not a stream id, or given twice", s))
 		}
 		seen[s] = true
 		req.Rows = append(req.Rows, action.Row{Line: i + 1, StreamID: s, StartDate: from, EndDate: to})
@@ -153,7 +153,7 @@ whole file before any call, naming the line.
 ` + itemExitCodes,
 		Example: `  drextract rename --csv renames.csv
   drextract rename --stream 3974201 --name "US - GA - Site A" --yes`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRename(cmd.Context(), cmd, opts, g, args)
 		},
@@ -169,18 +169,18 @@ func runRename(ctx context.Context, cmd *cobra.Command, opts renameOptions, g *g
 	req := action.Request{Op: action.OpRename, Options: opts.guards.options()}
 	switch {
 	case opts.csv != "" && (opts.stream != 0 || opts.name != ""):
-		return withExit(ExitUsage, errors.New("give --csv or --stream with --name, not both"))
+		return usage(errors.New("give --csv or --stream with --name, not both"))
 	case opts.csv != "":
 		rows, err := readActCSV(opts.csv, g.stdin, action.OpRename)
 		if err != nil {
-			return withExit(ExitUsage, err)
+			return usage(err)
 		}
 		req.Rows, req.Source = rows, action.Source{Kind: "csv", Name: opts.csv}
 	case opts.stream > 0 && strings.TrimSpace(opts.name) != "":
 		req.Rows = []action.Row{{Line: 1, StreamID: opts.stream, Name: strings.TrimSpace(opts.name)}}
 		req.Source = action.Source{Kind: "command", Name: "rename"}
 	default:
-		return withExit(ExitUsage, errors.New("give --csv FILE, or --stream S --name NAME"))
+		return usage(errors.New("give --csv FILE, or --stream S --name NAME"))
 	}
 	return runItemCommand(ctx, cmd, g, req, opts.guards)
 }
@@ -205,7 +205,7 @@ into the stream's mapping instead (GET, merge, PUT of the mapping).
 
 ` + itemExitCodes,
 		Example: `  drextract patch --stream 3974201 --set name="US - GA" --set runOnlyAsPartOfWorkflow=false --yes`,
-		Args:    cobra.NoArgs,
+		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPatch(cmd.Context(), cmd, opts, g, args)
 		},
@@ -220,16 +220,16 @@ into the stream's mapping instead (GET, merge, PUT of the mapping).
 
 func runPatch(ctx context.Context, cmd *cobra.Command, opts patchOptions, g *globalOptions, _ []string) error {
 	if len(opts.streams) == 0 || len(opts.set) == 0 {
-		return withExit(ExitUsage, errors.New("--stream and --set are required"))
+		return usage(errors.New("--stream and --set are required"))
 	}
 	patch, err := setFlagsPatch(opts.set)
 	if err != nil {
-		return withExit(ExitUsage, err)
+		return usage(err)
 	}
 	op := action.OpPatch
 	switch {
 	case opts.mapping && opts.guards.forcePut:
-		return withExit(ExitUsage, errors.New("--mapping and --force-put do not go together"))
+		return usage(errors.New("--mapping and --force-put do not go together"))
 	case opts.mapping:
 		op = action.OpMapping
 	case opts.guards.forcePut:
@@ -285,7 +285,7 @@ func newToggleCommand(g *globalOptions, op action.Op) *cobra.Command {
 		Use:   string(op) + " --stream S…",
 		Short: verb + " streams (PATCH enabled)",
 		Long:  verb + " streams; streams already in that state are skipped.\n\n" + itemExitCodes,
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runToggle(cmd.Context(), cmd, op, opts, g, args)
 		},
@@ -297,7 +297,7 @@ func newToggleCommand(g *globalOptions, op action.Op) *cobra.Command {
 
 func runToggle(ctx context.Context, cmd *cobra.Command, op action.Op, opts toggleOptions, g *globalOptions, _ []string) error {
 	if len(opts.streams) == 0 {
-		return withExit(ExitUsage, errors.New("--stream is required"))
+		return usage(errors.New("--stream is required"))
 	}
 	req := action.Request{Op: op, Source: action.Source{Kind: "command", Name: string(op)}, Options: opts.guards.options()}
 	for i, s := range opts.streams {
@@ -322,7 +322,7 @@ func newDownloadCommand(g *globalOptions) *cobra.Command {
 renamed into place once complete. Like every other action it is planned first and needs --yes.
 
 ` + itemExitCodes,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDownload(cmd.Context(), cmd, opts, g, args)
 		},
@@ -336,7 +336,7 @@ renamed into place once complete. Like every other action it is planned first an
 
 func runDownload(ctx context.Context, cmd *cobra.Command, opts downloadOptions, g *globalOptions, _ []string) error {
 	if opts.stream <= 0 || opts.job <= 0 || opts.out == "" {
-		return withExit(ExitUsage, errors.New("--stream, --job and --out are required"))
+		return usage(errors.New("--stream, --job and --out are required"))
 	}
 	o := opts.guards.options()
 	o.OutFile = opts.out

@@ -17,7 +17,7 @@ func newConfigCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Inspect the configuration (schedules.yaml)",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 	}
 	cmd.AddCommand(newConfigCheckCommand(g))
 	return cmd
@@ -46,7 +46,7 @@ Each mistake is printed on its own line as FILE:LINE: KEY: MESSAGE, on stderr.
 Without a file at the default path, the defaults (DATORAMA_TOKEN) are checked.
 
 Exit codes: 0 valid, 2 invalid (or no such file), 1 other failure.`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.configSet = cmd.Flag("config").Changed
 			return runConfigCheck(cmd.Context(), opts, g, args)
@@ -82,10 +82,10 @@ func runConfigCheck(_ context.Context, opts configCheckOptions, g *globalOptions
 		if len(es) == 1 {
 			what = "mistake"
 		}
-		return withExit(ExitUsage, fmt.Errorf("%s is invalid (%d %s listed above)", name, len(es), what))
+		return usage(fmt.Errorf("%s is invalid (%d %s listed above)", name, len(es), what))
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return withExit(ExitUsage, err)
+		return usage(err)
 	}
 	if err != nil {
 		return err

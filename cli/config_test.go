@@ -76,7 +76,7 @@ func TestConfigCheck(t *testing.T) {
 			wantStderr: []string{
 				fmt.Sprintf("%s:%d: api.tokens[0].env: environment variable DATORAMA_TOKEN is not set", repoFile, tokenLine),
 				"Error: " + repoFile + " is invalid (1 mistake listed above)",
-				"Try: drextract --help",
+				"Try: drextract config check --help",
 			},
 		},
 		{
@@ -100,7 +100,7 @@ func TestConfigCheck(t *testing.T) {
 				`DIR/s.yaml:6: schedules[1].name: schedule "a" is already defined at line 3`,
 				`DIR/s.yaml:6: schedules[1]: schedule "a" runs nothing; give one of extract, action, export, report`,
 				"Error: DIR/s.yaml is invalid (4 mistakes listed above)",
-				"Try: drextract --help",
+				"Try: drextract config check --help",
 			},
 		},
 		{
@@ -131,7 +131,7 @@ func TestConfigCheck(t *testing.T) {
 			wantCode: ExitUsage,
 			wantStderr: []string{
 				"Error: reading configuration: open DIR/nope.yaml: no such file or directory",
-				"Try: drextract --help",
+				"Try: drextract config check --help",
 			},
 		},
 	}

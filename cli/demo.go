@@ -20,10 +20,10 @@ import (
 
 	"github.com/drextract/drextract/action"
 	"github.com/drextract/drextract/clock"
-	"github.com/drextract/drextract/datorama"
-	"github.com/drextract/drextract/extract"
+	"github.com/drextract/drextract/config"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/ratelimit"
+	"github.com/drextract/drextract/run"
 	"github.com/drextract/drextract/sim"
 )
 
@@ -67,14 +67,14 @@ writes only under the folder it names (--dir; it refuses a non-empty folder that
 an earlier demo's).
 
 Exit codes: 0 ok, 1 failure, 2 usage (e.g. --dir not empty).`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return runDemo(cmd.Context(), opts, g, args) },
 	}
 	opts.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func runDemo(ctx context.Context, opts demoOptions, g *globalOptions, _ []string) error {
+func runDemo(ctx context.Context, opts demoOptions, g *globalOptions, _ []string) (err error) {
 	began := time.Now()
 	// The demo takes seconds; if a step ever hangs, fail instead of leaving a newcomer
 	// staring at a silent terminal.
@@ -111,61 +111,82 @@ func runDemo(ctx context.Context, opts demoOptions, g *globalOptions, _ []string
 	}
 	defer stopSim()
 
-	dataDir := filepath.Join(dir, "data")
-	unlock, err := load.LockDir(dataDir)
+	cfg := config.Default()
+	cfg.API.BaseURL, cfg.Store.DataDir, cfg.SelectionsDir = baseURL, filepath.Join(dir, "data"), ""
+	unlock, err := load.LockDir(cfg.Store.DataDir)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	store, err := load.Open(ctx, filepath.Join(dataDir, load.LiveFile), load.Options{Clock: mc, Logger: log})
+	defer closing(&err, unlock)
+	store, err := load.Open(ctx, cfg.Store.DuckDBPath(), load.Options{Clock: mc, Logger: log})
 	if err != nil {
 		return fmt.Errorf("opening the demo store: %w", err)
 	}
-	defer store.Close()
-
-	pool := ratelimit.NewPool(s.Tokens()[:1], ratelimit.Config{
-		PlatformLimit: generous, QueryLimit: generous, DailyQuota: 10 * generous, Reserve: -1,
-		Clock: mc, StateDir: ratelimit.StateDirIn(dataDir), Logger: log,
-	})
-	newClient := func(obs datorama.Observer) (*datorama.Client, error) {
-		opts := []datorama.Option{datorama.WithGate(pool), datorama.WithClock(mc), datorama.WithLogger(log),
-			datorama.WithUserAgent("drextract-demo/" + Version)}
-		if obs != nil {
-			opts = append(opts, datorama.WithObserver(obs))
+	defer closing(&err, store.Close)
+	d := &demo{ctx: ctx, out: out, sim: s, store: store, clock: mc, runner: &run.Runner{
+		Config: cfg, Clock: mc, Log: log, Schedule: "demo", UserAgent: "drextract-demo/" + Version,
+		Pool: ratelimit.NewPool(s.Tokens()[:1], ratelimit.Config{
+			PlatformLimit: generous, QueryLimit: generous, DailyQuota: 10 * generous, Reserve: -1,
+			Clock: mc, StateDir: ratelimit.StateDirIn(cfg.Store.DataDir), Logger: log,
+		}),
+	}}
+	for _, step := range []func() error{d.fullCrawl, d.incrementalCrawl, d.rerunFailed, d.export} {
+		if err := step(); err != nil {
+			return err
 		}
-		return datorama.New(baseURL, "", opts...)
 	}
-	crawl := func(step, title string, full bool) (extract.Result, error) {
-		t := time.Now()
-		audit := extract.NewAudit()
-		client, err := newClient(audit)
-		if err != nil {
-			return extract.Result{}, err
-		}
-		cr := &extract.Crawler{Client: client, Sink: store, Audit: audit, Pool: pool}
-		res, err := cr.Run(ctx, extract.Options{Full: full, Schedule: "demo", Clock: mc, Logger: log})
-		if err == nil && res.Err != nil {
-			err = res.Err
-		}
-		if err != nil {
-			return res, fmt.Errorf("%s: %w", strings.ToLower(title), err)
-		}
-		if res.Status != load.RunOK {
-			return res, fmt.Errorf("%s ended %s (incomplete: %s)", strings.ToLower(title), res.Status, strings.Join(res.Incomplete, "; "))
-		}
-		fmt.Fprintf(out, "%s %s: %d API calls, %s (run %d, %s)\n", step, title, res.Calls, rowsText(res.Rows), res.RunID, time.Since(t).Round(time.Millisecond))
-		return res, nil
+	if err := store.Close(); err != nil {
+		return fmt.Errorf("closing the demo store: %w", err)
 	}
-
-	// 1. Full crawl.
-	full, err := crawl("1.", "Full crawl", true)
-	if err != nil {
+	if err := d.questions(cfg.Store.ServingPath()); err != nil {
 		return err
 	}
+	fmt.Fprintf(out, "Done in %s (simulated time: %s → %s).\n", time.Since(began).Round(100*time.Millisecond),
+		demoStart.Format("2006-01-02 15:04"), mc.Now().UTC().Format("2006-01-02 15:04"))
+	fmt.Fprintf(out, "Try: drextract query --data-dir %s \"SELECT status, count(*) FROM jobs GROUP BY ALL\"\n", cfg.Store.DataDir)
+	fmt.Fprintf(out, "     duckdb %s    (or point DBeaver, Python or Polars at it)\n", cfg.Store.ServingPath())
+	return nil
+}
 
-	// 2. Six simulated hours later, a tenth of the streams ran (some fail): incremental.
+// demo is the state the demo's steps share: each step is one run of the run layer, as a
+// command or a schedule would make it, on the simulator's virtual clock.
+type demo struct {
+	ctx    context.Context
+	out    io.Writer
+	sim    *sim.Sim
+	store  *load.Store
+	clock  *clock.Manual
+	runner *run.Runner
+
+	fullCalls int
+}
+
+// crawl runs one crawl and prints its line; a crawl that does not end ok ends the demo.
+func (d *demo) crawl(step, title string, full bool) (*run.Result, error) {
+	t := time.Now()
+	res := d.runner.Extract(d.ctx, d.store, run.ExtractOptions{Full: full})
+	if err := runErr(res); err != nil {
+		return res, fmt.Errorf("%s: %w", strings.ToLower(title), err)
+	}
+	fmt.Fprintf(d.out, "%s %s: %d API calls, %s (run %d, %s)\n", step, title, res.Calls, rowsText(res.Rows), res.RunID,
+		time.Since(t).Round(time.Millisecond))
+	return res, nil
+}
+
+// fullCrawl is step 1.
+func (d *demo) fullCrawl() error {
+	res, err := d.crawl("1.", "Full crawl", true)
+	if err == nil {
+		d.fullCalls = res.Calls
+	}
+	return err
+}
+
+// incrementalCrawl is step 2: six simulated hours later, a tenth of the streams ran (some
+// fail), and an incremental crawl reads only what changed.
+func (d *demo) incrementalCrawl() error {
 	var ran []int64
-	_, ids, err := sqlRows(ctx, store.DB(), "SELECT id FROM streams WHERE enabled AND NOT is_deleted ORDER BY id")
+	_, ids, err := sqlRows(d.ctx, d.store.DB(), "SELECT id FROM streams WHERE enabled AND NOT is_deleted ORDER BY id")
 	if err != nil {
 		return fmt.Errorf("choosing streams to run: %w", err)
 	}
@@ -174,17 +195,21 @@ func runDemo(ctx context.Context, opts demoOptions, g *globalOptions, _ []string
 			ran = append(ran, id)
 		}
 	}
-	s.Advance(5 * time.Hour)
-	s.RunStreams(ran)
-	s.Advance(time.Hour)
-	fmt.Fprintf(out, "   … 6 simulated hours pass; %d streams run again\n", len(ran))
-	incr, err := crawl("2.", "Incremental crawl", false)
+	d.sim.Advance(5 * time.Hour)
+	d.sim.RunStreams(ran)
+	d.sim.Advance(time.Hour)
+	fmt.Fprintf(d.out, "   … 6 simulated hours pass; %d streams run again\n", len(ran))
+	res, err := d.crawl("2.", "Incremental crawl", false)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "   (%.0f%% of the full crawl's calls)\n", 100*float64(incr.Calls)/float64(max(full.Calls, 1)))
+	fmt.Fprintf(d.out, "   (%.0f%% of the full crawl's calls)\n", 100*float64(res.Calls)/float64(max(d.fullCalls, 1)))
+	return nil
+}
 
-	// 3. failed-jobs-24h: the plan (dry run), then for real.
+// rerunFailed is step 3: the built-in selection failed-jobs-24h as a dry run, then for
+// real, then a crawl that picks up the reruns' outcomes.
+func (d *demo) rerunFailed() error {
 	cat, err := action.LoadCatalog("")
 	if err != nil {
 		return fmt.Errorf("loading the built-in selections: %w", err)
@@ -193,70 +218,61 @@ func runDemo(ctx context.Context, opts demoOptions, g *globalOptions, _ []string
 	if err != nil {
 		return err
 	}
-	client, err := newClient(nil)
-	if err != nil {
-		return err
-	}
-	eng := &action.Engine{DB: store.DB(), Client: client, Clock: mc, Logger: log, Budget: func() action.BudgetView {
-		return poolBudgetView(pool)
-	}}
-	plan, err := eng.Prepare(ctx, action.Request{Selection: sel, Source: action.Source{Kind: "selection", Name: sel.Name}, StartedBy: "cli:demo"})
-	if err != nil {
+	req := action.Request{Selection: sel, Source: action.Source{Kind: "selection", Name: sel.Name}, StartedBy: "cli:demo"}
+	dry := d.runner.Action(d.ctx, d.store, run.ActionOptions{Request: req, DryRun: true})
+	if err := runErr(dry); err != nil {
 		return fmt.Errorf("planning failed-jobs-24h: %w", err)
 	}
-	fmt.Fprintf(out, "3. Selection failed-jobs-24h (dry run): %d failed jobs to rerun in %d API calls; nothing sent\n", plan.Planned(), len(plan.Calls))
-	rep, err := runSelection(ctx, eng, sel, nil, action.Options{}, "cli:demo", false, io.Discard)
-	if err != nil {
+	plan := dry.Action.Plan
+	fmt.Fprintf(d.out, "3. Selection failed-jobs-24h (dry run): %d failed jobs to rerun in %d API calls; nothing sent\n", plan.Planned(), len(plan.Calls))
+	res := d.runner.Action(d.ctx, d.store, run.ActionOptions{Request: req, Priority: ratelimit.Interactive})
+	if err := runErr(res); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "   … for real (--yes): %d reruns sent in %d calls, status %s (action run %d)\n", rep.Sent, rep.CallsSent, rep.Status, rep.RunID)
+	rep := res.Action.Report
+	fmt.Fprintf(d.out, "   … for real (--yes): %d reruns sent in %d calls, status %s (action run %d)\n", rep.Sent, rep.CallsSent, rep.Status, rep.RunID)
 
 	// The reruns finish; a crawl picks up their outcomes.
-	s.Advance(time.Hour)
-	if _, err := crawl("   …", "Follow-up crawl", false); err != nil {
+	d.sim.Advance(time.Hour)
+	crawl, err := d.crawl("   …", "Follow-up crawl", false)
+	if err != nil {
 		return err
 	}
-	fu, err := action.FollowUp(ctx, store.DB())
-	if err != nil {
-		return fmt.Errorf("following up the reruns: %w", err)
+	if fu := crawl.FollowUp; fu != nil {
+		fmt.Fprintf(d.out, "   outcomes of the reruns: %d succeeded, %d failed again, %d still pending\n", fu.Succeeded, fu.Failed, fu.Pending)
 	}
-	fmt.Fprintf(out, "   outcomes of the reruns: %d succeeded, %d failed again, %d still pending\n", fu.Succeeded, fu.Failed, fu.Pending)
+	return nil
+}
 
-	// 4. Export.
+// export is step 4: Parquet, and the serving copy published after it.
+func (d *demo) export() error {
 	t := time.Now()
-	st, err := store.Export(ctx, filepath.Join(dataDir, load.ParquetDir))
-	if err != nil {
-		return fmt.Errorf("exporting Parquet: %w", err)
+	res := d.runner.Export(d.ctx, d.store)
+	if err := runErr(res); err != nil {
+		return err
 	}
-	serving := filepath.Join(dataDir, load.ServingFile)
-	if err := store.Publish(ctx, serving); err != nil {
-		return fmt.Errorf("publishing %s: %w", serving, err)
-	}
-	fmt.Fprintf(out, "4. Export: %d tables, %d rows to %s; BI copy %s (%s)\n\n", st.Tables(), st.TotalRows(),
-		filepath.Join(dataDir, load.ParquetDir), serving, time.Since(t).Round(time.Millisecond))
-	if err := store.Close(); err != nil {
-		return fmt.Errorf("closing the demo store: %w", err)
-	}
+	cfg := d.runner.Config.Store
+	fmt.Fprintf(d.out, "4. Export: %d tables, %d rows to %s; BI copy %s (%s)\n\n", res.Export.Tables(), res.Export.TotalRows(),
+		cfg.ParquetDir(), cfg.ServingPath(), time.Since(t).Round(time.Millisecond))
+	return nil
+}
 
-	// 5. A few questions, asked of the serving copy as a BI tool would.
-	ro, err := load.OpenReadOnly(ctx, serving)
+// questions is step 5: a few questions, asked of the serving copy as a BI tool would.
+func (d *demo) questions(serving string) (err error) {
+	ro, err := load.OpenReadOnly(d.ctx, serving)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", serving, err)
 	}
-	defer ro.Close()
+	defer closing(&err, ro.Close)
 	for _, q := range demoQueries {
-		fmt.Fprintf(out, "%s\n", q.title)
-		cols, rows, err := sqlRows(ctx, ro.DB(), q.sql)
+		fmt.Fprintf(d.out, "%s\n", q.title)
+		cols, rows, err := sqlRows(d.ctx, ro.DB(), q.sql)
 		if err != nil {
 			return fmt.Errorf("%s: %w", q.title, err)
 		}
-		printTable(out, cols, rows)
-		fmt.Fprintln(out)
+		printTable(d.out, cols, rows)
+		fmt.Fprintln(d.out)
 	}
-	fmt.Fprintf(out, "Done in %s (simulated time: %s → %s).\n", time.Since(began).Round(100*time.Millisecond),
-		demoStart.Format("2006-01-02 15:04"), mc.Now().UTC().Format("2006-01-02 15:04"))
-	fmt.Fprintf(out, "Try: drextract query --data-dir %s \"SELECT status, count(*) FROM jobs GROUP BY ALL\"\n", dataDir)
-	fmt.Fprintf(out, "     duckdb %s    (or point DBeaver, Python or Polars at it)\n", serving)
 	return nil
 }
 
@@ -289,7 +305,7 @@ func demoDir(dir string) (string, error) {
 	} else if ok, err := usableDemoDir(dir); err != nil {
 		return "", err
 	} else if !ok {
-		return "", withExit(ExitUsage, fmt.Errorf("refusing to write into %s: it is not empty and not an earlier demo's folder; pass an empty or new --dir", dir))
+		return "", usage(fmt.Errorf("refusing to write into %s: it is not empty and not an earlier demo's folder; pass an empty or new --dir", dir))
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {

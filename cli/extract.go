@@ -2,19 +2,14 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/drextract/drextract/action"
 	"github.com/drextract/drextract/extract"
-	"github.com/drextract/drextract/load"
-	"github.com/drextract/drextract/ratelimit"
+	"github.com/drextract/drextract/run"
 )
 
 func init() { register(newExtractCommand) }
@@ -54,7 +49,7 @@ DATORAMA_TOKEN_2, _3, …; they are never printed, only their fingerprints.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 partial (some listings failed; they are named on
 stderr and in the runs table), 4 quota exhausted ("quota exhausted, resets at <time>";
 run again after that time to resume), 130 interrupted.`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runExtract(cmd.Context(), cmd, opts, g, args)
 		},
@@ -63,17 +58,16 @@ run again after that time to resume), 130 interrupted.`,
 	return cmd
 }
 
-// crawl maps the flags to the crawler's options.
-func (o extractOptions) crawl(w *wiring, progress io.Writer) (extract.Options, error) {
+// crawl maps the flags to the run layer's options.
+func (o extractOptions) crawl(progress io.Writer) (run.ExtractOptions, error) {
 	ents, err := extract.ParseEntities(o.entities)
 	if err != nil {
-		return extract.Options{}, withExit(ExitUsage, err)
+		return run.ExtractOptions{}, usage(err)
 	}
-	return extract.Options{Full: o.full, Entities: ents, MaxCalls: o.maxCalls, Schedule: "cli",
-		Progress: progress, Clock: w.clock, Logger: w.log}, nil
+	return run.ExtractOptions{Full: o.full, Entities: ents, MaxCalls: o.maxCalls, Progress: progress}, nil
 }
 
-func runExtract(ctx context.Context, cmd *cobra.Command, opts extractOptions, g *globalOptions, _ []string) error {
+func runExtract(ctx context.Context, cmd *cobra.Command, opts extractOptions, g *globalOptions, _ []string) (err error) {
 	if opts.dryRun {
 		return runPlan(ctx, cmd, opts, g, nil)
 	}
@@ -81,78 +75,16 @@ func runExtract(ctx context.Context, cmd *cobra.Command, opts extractOptions, g 
 	if err != nil {
 		return err
 	}
-	copts, err := opts.crawl(w, g.stderr)
+	o, err := opts.crawl(g.stderr)
 	if err != nil {
 		return err
 	}
-	audit := extract.NewAudit()
-	s, err := w.session(ctx, audit)
+	r, st, closeStore, err := w.writer(ctx, true)
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	pool, client, store := s.pool, s.client, s.store
-
-	prio := ratelimit.Scheduled
-	if opts.full {
-		prio = ratelimit.Backfill
-	}
-	cr := &extract.Crawler{Client: client, Sink: store, Audit: audit, Pool: pool}
-	res, err := cr.Run(ratelimit.WithPriority(ctx, prio), copts)
-	if err != nil && ctx.Err() != nil {
-		return err // interrupted: the pages committed so far are kept
-	}
+	defer closing(&err, closeStore)
+	res := r.Extract(ctx, st, o)
 	printRun(g.stdout, res)
-	if ctx.Err() == nil {
-		// Outcomes of earlier bulk actions come from the jobs just crawled.
-		if _, ferr := action.FollowUp(ctx, store.DB()); ferr != nil {
-			w.log.Warn("following up actions", "error", ferr)
-		}
-		// Publish what was committed whatever the status: the copy is consistent, and
-		// readers want the newest data even from a partial run.
-		if perr := store.Publish(ctx, w.cfg.Store.ServingPath()); perr != nil {
-			return withExit(ExitFailure, fmt.Errorf("publishing %s: %w", w.cfg.Store.ServingPath(), perr))
-		}
-	}
-	return runStatusError(res, err)
-}
-
-// runStatusError maps a crawl's outcome to the command's exit.
-func runStatusError(res extract.Result, err error) error {
-	switch res.Status {
-	case load.RunOK:
-		return nil
-	case load.RunPartial:
-		return withExit(ExitPartial, fmt.Errorf("run %d partial: incomplete: %s", res.RunID, strings.Join(res.Incomplete, "; ")))
-	case load.RunQuotaExhausted:
-		return withExit(ExitQuotaExhausted, fmt.Errorf("quota exhausted, resets at %s", formatReset(res.QuotaReset)))
-	}
-	if err == nil {
-		err = res.Err
-	}
-	if err == nil {
-		err = errors.New("the crawl failed")
-	}
-	return withExit(ExitFailure, fmt.Errorf("run %d failed: %w", res.RunID, err))
-}
-
-// printRun writes a run's summary: status, calls and rows per table.
-func printRun(w io.Writer, res extract.Result) {
-	tables := make([]string, 0, len(res.Rows))
-	for t := range res.Rows {
-		tables = append(tables, t)
-	}
-	slices.Sort(tables)
-	parts := make([]string, 0, len(tables))
-	for _, t := range tables {
-		parts = append(parts, fmt.Sprintf("%s %d", t, res.Rows[t]))
-	}
-	rows := "no rows"
-	if len(parts) > 0 {
-		rows = strings.Join(parts, ", ")
-	}
-	fmt.Fprintf(w, "run %d: %s, %d API calls; rows: %s\n", res.RunID, res.Status, res.Calls, rows)
-	for _, p := range res.Incomplete {
-		fmt.Fprintf(w, "  incomplete: %s\n", p)
-	}
+	return runErr(res)
 }

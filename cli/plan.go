@@ -24,7 +24,7 @@ works from the store's checkpoints and the shared rate-budget state only: it mak
 call and does not take the data directory's lock.
 
 Exit codes: 0 ok, 1 failure, 2 usage.`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPlan(cmd.Context(), cmd, opts, g, args)
 		},
@@ -40,10 +40,11 @@ func runPlan(ctx context.Context, cmd *cobra.Command, opts extractOptions, g *gl
 	if err != nil {
 		return err
 	}
-	copts, err := opts.crawl(w, nil)
+	ents, err := extract.ParseEntities(opts.entities)
 	if err != nil {
-		return err
+		return usage(err)
 	}
+	copts := extract.Options{Full: opts.full, Entities: ents, Schedule: "cli", Clock: w.clock, Logger: w.log}
 	cr := &extract.Crawler{}
 	// Without tokens the quota is unknown, but the calls still can be counted.
 	if tokens, err := w.tokens(); err == nil {

@@ -49,7 +49,7 @@ Examples:
   drextract query --format csv "select * from streams where not is_deleted" > streams.csv
 
 Exit codes: 0 ok, 1 failure (SQL error, no store), 2 usage (bad flag, refused statement).`,
-		Args: cobra.ExactArgs(1),
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runQuery(cmd.Context(), cmd, opts, g, args)
 		},
@@ -61,11 +61,11 @@ Exit codes: 0 ok, 1 failure (SQL error, no store), 2 usage (bad flag, refused st
 func runQuery(ctx context.Context, cmd *cobra.Command, opts queryOptions, g *globalOptions, args []string) error {
 	out, ok := queryWriters[opts.format]
 	if !ok {
-		return withExit(ExitUsage, fmt.Errorf("unknown --format %q: use table, csv or json", opts.format))
+		return usage(fmt.Errorf("unknown --format %q: use table, csv or json", opts.format))
 	}
 	query := args[0]
 	if err := load.CheckReadOnly(query); err != nil {
-		return withExit(ExitUsage, err)
+		return usage(err)
 	}
 	w, err := loadWiring(cmd, g)
 	if err != nil {
@@ -79,7 +79,7 @@ func runQuery(ctx context.Context, cmd *cobra.Command, opts queryOptions, g *glo
 	p := out(g.stdout)
 	err = load.QueryEach(ctx, st.DB(), query, nil, p.header, p.row)
 	if errors.Is(err, load.ErrNotReadOnly) {
-		return withExit(ExitUsage, err)
+		return usage(err)
 	}
 	if err != nil {
 		return err

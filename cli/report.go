@@ -14,6 +14,7 @@ import (
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/ratelimit"
 	"github.com/drextract/drextract/report"
+	"github.com/drextract/drextract/run"
 )
 
 func init() { register(newReportCommand) }
@@ -44,7 +45,7 @@ in report_runs. A query the API refuses (422) or answers with errors writes noth
 
 Exit codes: 0 ok, 1 failure, 2 usage (unknown NAME, bad dates), 4 quota exhausted, 130
 interrupted.`,
-		Args: cobra.ExactArgs(1),
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runReport(cmd.Context(), cmd, opts, g, args)
 		},
@@ -59,23 +60,23 @@ func (o reportOptions) span() (*report.Span, error) {
 		return nil, nil
 	}
 	if o.from == "" || o.to == "" {
-		return nil, withExit(ExitUsage, errors.New("give both --from and --to, or neither"))
+		return nil, usage(errors.New("give both --from and --to, or neither"))
 	}
 	from, err := datorama.ParseDate(o.from)
 	if err != nil {
-		return nil, withExit(ExitUsage, fmt.Errorf("--from: %w", err))
+		return nil, usage(fmt.Errorf("--from: %w", err))
 	}
 	to, err := datorama.ParseDate(o.to)
 	if err != nil {
-		return nil, withExit(ExitUsage, fmt.Errorf("--to: %w", err))
+		return nil, usage(fmt.Errorf("--to: %w", err))
 	}
 	if to.Before(from.Time) {
-		return nil, withExit(ExitUsage, fmt.Errorf("--to %s is before --from %s", o.to, o.from))
+		return nil, usage(fmt.Errorf("--to %s is before --from %s", o.to, o.from))
 	}
 	return &report.Span{From: from, To: to}, nil
 }
 
-func runReport(ctx context.Context, cmd *cobra.Command, opts reportOptions, g *globalOptions, args []string) error {
+func runReport(ctx context.Context, cmd *cobra.Command, opts reportOptions, g *globalOptions, args []string) (err error) {
 	span, err := opts.span()
 	if err != nil {
 		return err
@@ -86,31 +87,17 @@ func runReport(ctx context.Context, cmd *cobra.Command, opts reportOptions, g *g
 	}
 	def, ok := w.cfg.Report(args[0])
 	if !ok {
-		return withExit(ExitUsage, fmt.Errorf("no report named %q in %s; defined: %s", args[0], configName(w.cfg), reportNames(w.cfg)))
+		return usage(fmt.Errorf("no report named %q in %s; defined: %s", args[0], configName(w.cfg), reportNames(w.cfg)))
 	}
-	s, err := w.session(ctx, nil)
+	r, st, closeStore, err := w.writer(ctx, true)
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	client, store := s.client, s.store
-	r := &report.Runner{Client: client, Store: store, Clock: w.clock, Logger: w.log}
-	// A person is waiting: the call may spend the daily reserve, as other ad-hoc commands.
-	results, err := r.Run(ratelimit.WithPriority(ctx, ratelimit.Interactive), []config.Report{*def}, report.Options{Span: span})
-	printReports(g.stdout, results)
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return err
-	case err != nil:
-		if reset, ok := quotaReset(err); ok {
-			return withExit(ExitQuotaExhausted, fmt.Errorf("quota exhausted, resets at %s: %w", formatReset(reset), err))
-		}
-		return withExit(ExitFailure, err)
-	}
-	if perr := store.Publish(ctx, w.cfg.Store.ServingPath()); perr != nil {
-		return withExit(ExitFailure, fmt.Errorf("publishing %s: %w", w.cfg.Store.ServingPath(), perr))
-	}
-	return nil
+	defer closing(&err, closeStore)
+	// A person is waiting: the calls may spend the daily reserve, as other ad-hoc commands.
+	res := r.Report(ctx, st, run.ReportOptions{Definition: *def, Span: span, Priority: ratelimit.Interactive})
+	printReports(g.stdout, res.Reports)
+	return runErr(res)
 }
 
 // printReports writes one line per definition run.

@@ -9,10 +9,13 @@ import (
 	"io"
 	"os/signal"
 	"sort"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/drextract/drextract/action"
+	"github.com/drextract/drextract/config"
+	"github.com/drextract/drextract/datorama"
 )
 
 // Exit codes, the same for every command.
@@ -45,26 +48,64 @@ var commandFactories []func(*globalOptions) *cobra.Command
 
 func register(f func(*globalOptions) *cobra.Command) { commandFactories = append(commandFactories, f) }
 
-// exitError carries an exit code chosen by a command together with its error.
-type exitError struct {
-	code int
-	err  error
-}
+// usageError says the command line, its input or the configuration is wrong, so nothing
+// ran: exit 2. Commands classify such errors once, where they parse them.
+type usageError struct{ err error }
 
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
 
-// withExit attaches an exit code to err.
-func withExit(code int, err error) error {
+// usage marks err as a usage error; nil stays nil.
+func usage(err error) error {
 	if err == nil {
 		return nil
 	}
-	return &exitError{code: code, err: err}
+	return &usageError{err}
+}
+
+// exitCode maps what a command returned to the process exit code. It is the one place
+// exit codes are chosen: by the error's type, never by its text.
+func exitCode(err error) int {
+	var re *runError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &re):
+		return re.code()
+	case errors.Is(err, context.Canceled):
+		return ExitCanceled
+	case isUsage(err):
+		return ExitUsage
+	case errors.Is(err, datorama.ErrQuotaExhausted):
+		return ExitQuotaExhausted
+	}
+	return ExitFailure
+}
+
+// isUsage reports whether err means the user's input was wrong: a flag or argument, the
+// configuration, a selection, a CSV file or a plan over its guard rails.
+func isUsage(err error) bool {
+	var ue *usageError
+	return errors.As(err, &ue) || errors.Is(err, action.ErrBadInput) || config.AsErrors(err) != nil ||
+		errors.As(err, new(*config.Error))
+}
+
+// args turns a cobra argument check's failure into a usage error.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error { return usage(check(cmd, a)) }
 }
 
 func newRootCommand(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "drextract",
+		Use: "drextract",
+		// A word that names no command is a usage error, not cobra's text to match.
+		Args: func(_ *cobra.Command, a []string) error {
+			if len(a) > 0 {
+				return usage(fmt.Errorf("unknown command %q for \"drextract\"", a[0]))
+			}
+			return nil
+		},
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		Short:         "Crawl a Datorama account into DuckDB, and drive bulk actions from SQL",
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -79,7 +120,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 partial (some parents incomplete),
 	f.StringVar(&g.baseURL, "base-url", "", "API base URL (overrides the config), e.g. https://api.datorama.com")
 	f.StringVar(&g.dataDir, "data-dir", "./data", "data directory (DuckDB store, serving copy, Parquet)")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.SetIn(g.stdin)
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
@@ -104,35 +145,18 @@ func DoContext(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	g := &globalOptions{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRootCommand(g)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
+	code := exitCode(err)
 	if err == nil {
-		return ExitOK
-	}
-	code := ExitFailure
-	var ee *exitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.code
-	case errors.Is(err, context.Canceled):
-		code = ExitCanceled
-	case isUsageError(err):
-		code = ExitUsage
+		return code
 	}
 	fmt.Fprintf(stderr, "Error: %v\n", err)
 	if code == ExitUsage {
-		fmt.Fprintln(stderr, "Try: drextract --help")
+		path := "drextract"
+		if cmd != nil {
+			path = cmd.CommandPath()
+		}
+		fmt.Fprintf(stderr, "Try: %s --help\n", path)
 	}
 	return code
 }
-
-// isUsageError recognises cobra's flag and argument errors.
-func isUsageError(err error) bool {
-	var fe *flagError
-	return errors.As(err, &fe) || strings.HasPrefix(err.Error(), "unknown command") ||
-		strings.Contains(err.Error(), "arg(s)")
-}
-
-type flagError struct{ err error }
-
-func (e *flagError) Error() string { return e.err.Error() }
-func (e *flagError) Unwrap() error { return e.err }

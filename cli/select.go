@@ -47,7 +47,7 @@ Exit codes: 0 ok, 1 failure, 2 usage (unknown selection, missing parameter, refu
 		Example: `  drextract select
   drextract select failed-jobs-24h
   drextract select names-not-matching --param pattern='^[A-Z]{2} - .+$' --format csv`,
-		Args: cobra.MaximumNArgs(1),
+		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSelect(cmd.Context(), cmd, opts, g, args)
 		},
@@ -58,7 +58,7 @@ Exit codes: 0 ok, 1 failure, 2 usage (unknown selection, missing parameter, refu
 
 func runSelect(ctx context.Context, cmd *cobra.Command, opts selectOptions, g *globalOptions, args []string) error {
 	if opts.format != "table" && opts.format != "csv" && opts.format != "json" {
-		return withExit(ExitUsage, fmt.Errorf("--format %q: want table, csv or json", opts.format))
+		return usage(fmt.Errorf("--format %q: want table, csv or json", opts.format))
 	}
 	w, err := loadWiring(cmd, g)
 	if err != nil {
@@ -66,7 +66,7 @@ func runSelect(ctx context.Context, cmd *cobra.Command, opts selectOptions, g *g
 	}
 	cat, err := action.LoadCatalog(w.cfg.SelectionsDir)
 	if err != nil {
-		return withExit(ExitUsage, err)
+		return usage(err)
 	}
 	if len(args) == 0 {
 		tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
@@ -83,7 +83,7 @@ func runSelect(ctx context.Context, cmd *cobra.Command, opts selectOptions, g *g
 	}
 	sel, err := cat.Get(args[0])
 	if err != nil {
-		return withExit(ExitUsage, err)
+		return usage(err)
 	}
 	params, err := parseParams(opts.params)
 	if err != nil {
@@ -103,7 +103,7 @@ func runSelect(ctx context.Context, cmd *cobra.Command, opts selectOptions, g *g
 	defer st.Close()
 	res, err := sel.Run(ctx, st.DB(), params, w.clock.Now(), limit)
 	if err != nil {
-		return actPlanError(err)
+		return err
 	}
 	if err := action.WriteResult(g.stdout, res, opts.format); err != nil {
 		return err

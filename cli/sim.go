@@ -95,7 +95,7 @@ Fault kinds: ` + strings.Join(sim.FaultKinds, ", ") + `.
 Exit codes: 0 ok (stopped by SIGINT/SIGTERM), 1 failure, 2 usage.`,
 		Example: `  eval "$(drextract sim --seed 1 --streams 200 | sed 's/^/export /')" &
   curl -H "Authorization: $DATORAMA_TOKEN" "$DATORAMA_BASE_URL/v1/workspaces"`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return runSim(cmd.Context(), opts, g, args) },
 	}
 	opts.AddFlags(cmd.Flags())
@@ -106,10 +106,10 @@ Exit codes: 0 ok (stopped by SIGINT/SIGTERM), 1 failure, 2 usage.`,
 func runSim(ctx context.Context, opts simOptions, g *globalOptions, _ []string) error {
 	faults, err := sim.ParseFaults(opts.faults)
 	if err != nil {
-		return withExit(ExitUsage, err)
+		return usage(err)
 	}
 	if err := checkLoopback(opts.addr); err != nil {
-		return withExit(ExitUsage, err)
+		return usage(err)
 	}
 	so := sim.Options{
 		Seed: opts.seed, Workspaces: opts.workspaces, Streams: opts.streams, JobsPerStream: opts.jobsPerStream,
@@ -126,11 +126,11 @@ func runSim(ctx context.Context, opts simOptions, g *globalOptions, _ []string) 
 		n    int
 	}{{"--workspaces", opts.workspaces}, {"--streams", opts.streams}, {"--tokens", opts.tokens}} {
 		if v.n < 1 {
-			return withExit(ExitUsage, fmt.Errorf("%s %d: want at least 1", v.flag, v.n))
+			return usage(fmt.Errorf("%s %d: want at least 1", v.flag, v.n))
 		}
 	}
 	if err := so.Validate(); err != nil {
-		return withExit(ExitUsage, err)
+		return usage(err)
 	}
 	s := sim.New(so)
 	ln, err := net.Listen("tcp", opts.addr)

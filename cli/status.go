@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/ratelimit"
 )
 
@@ -48,7 +49,7 @@ DATORAMA_TOKEN_2, _3, …; with none configured, every token with a state under 
 is shown. Tokens are never printed, only their fingerprints.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 4 quota exhausted (--probe only), 130 interrupted.`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runStatus(cmd.Context(), cmd, opts, g, args)
 		},
@@ -67,7 +68,7 @@ type tokenStatus struct {
 
 func runStatus(ctx context.Context, cmd *cobra.Command, opts statusOptions, g *globalOptions, _ []string) error {
 	if opts.format != "text" && opts.format != "json" {
-		return withExit(ExitUsage, fmt.Errorf("unknown --format %q: use text or json", opts.format))
+		return usage(fmt.Errorf("unknown --format %q: use text or json", opts.format))
 	}
 	w, err := loadWiring(cmd, g)
 	if err != nil {
@@ -157,13 +158,14 @@ func probeTokens(ctx context.Context, w *wiring) error {
 	return quota
 }
 
-// quotaExit maps a quota error to the quota-exhausted exit; nil for any other error.
+// quotaExit is a quota error as the user reads it (it maps to the quota-exhausted exit);
+// nil for any other error.
 func quotaExit(err error) error {
-	reset, ok := quotaReset(err)
+	reset, ok := datorama.QuotaReset(err)
 	if !ok {
 		return nil
 	}
-	return withExit(ExitQuotaExhausted, fmt.Errorf("quota exhausted, resets at %s", formatReset(reset)))
+	return fmt.Errorf("%w, resets at %s", datorama.ErrQuotaExhausted, formatReset(reset))
 }
 
 // printStatus writes the report for people.

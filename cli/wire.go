@@ -18,6 +18,7 @@ import (
 	"github.com/drextract/drextract/extract"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/ratelimit"
+	"github.com/drextract/drextract/run"
 )
 
 // The wiring shared by the commands that talk to the API or write the store: settings
@@ -39,23 +40,22 @@ var wireHooks struct {
 }
 
 // loadWiring reads the settings: the file at --config when it exists (a missing file is
-// an error only when --config was given), else the defaults (config.Default: tokens from
-// DATORAMA_TOKEN, DATORAMA_TOKEN_2, …, the base URL from DATORAMA_BASE_URL or
-// https://api.datorama.com). --base-url and an explicit --data-dir override the file.
+// an error only when --config was given), else the defaults (config.Default). Then the
+// precedence flag > environment > file > default settles the base URL, the tokens and
+// the data directory (config.Resolve).
 func loadWiring(cmd *cobra.Command, g *globalOptions) (*wiring, error) {
 	cfg, err := config.Load(g.configPath)
 	if errors.Is(err, fs.ErrNotExist) && !flagChanged(cmd, "config") {
 		cfg, err = config.Default(), nil
 	}
 	if err != nil {
-		return nil, withExit(ExitUsage, err)
+		return nil, usage(err)
 	}
-	if flagChanged(cmd, "data-dir") || cfg.Path == "" {
-		cfg.Store.DataDir = g.dataDir
+	o := config.Overrides{BaseURL: g.baseURL}
+	if flagChanged(cmd, "data-dir") {
+		o.DataDir = g.dataDir
 	}
-	if g.baseURL != "" {
-		cfg.API.BaseURL = g.baseURL
-	}
+	cfg.Resolve(o)
 	w := &wiring{cfg: cfg, clock: wireHooks.clock, log: commandLogger(g)}
 	if w.clock == nil {
 		w.clock = clock.Real{}
@@ -92,7 +92,7 @@ func (w *wiring) tokens() ([]string, error) {
 		w.log.Warn(warn.String())
 	}
 	if err != nil {
-		return nil, withExit(ExitUsage, fmt.Errorf("reading API tokens: %w", err))
+		return nil, usage(fmt.Errorf("reading API tokens: %w", err))
 	}
 	values := make([]string, 0, len(toks))
 	for _, t := range toks {
@@ -101,7 +101,7 @@ func (w *wiring) tokens() ([]string, error) {
 		}
 	}
 	if len(values) == 0 {
-		return nil, withExit(ExitUsage, errors.New("no API token: set DATORAMA_TOKEN (and DATORAMA_TOKEN_2, … for more) or name token sources under api.tokens"))
+		return nil, usage(errors.New("no API token: set DATORAMA_TOKEN (and DATORAMA_TOKEN_2, … for more) or name token sources under api.tokens"))
 	}
 	return values, nil
 }
@@ -137,7 +137,7 @@ func (w *wiring) client(pool *ratelimit.Pool, obs datorama.Observer) (*datorama.
 	}
 	c, err := datorama.New(w.cfg.API.BaseURL, "", opts...)
 	if err != nil {
-		return nil, withExit(ExitUsage, err)
+		return nil, usage(err)
 	}
 	return c, nil
 }
@@ -172,37 +172,36 @@ func (w *wiring) openStore(ctx context.Context) (st *load.Store, closeStore func
 	return st, func() error { return errors.Join(st.Close(), unlock()) }, nil
 }
 
-// session is what a command that calls the API and records what happened needs.
-type session struct {
-	pool   *ratelimit.Pool
-	client *datorama.Client
-	store  *load.Store
-	// close closes the store and releases the data directory's lock, logging a failure
-	// to close; call it once.
-	close func()
+// runner is the run layer for one command's runs over pool (nil: runs that call no API).
+func (w *wiring) runner(pool *ratelimit.Pool) *run.Runner {
+	return &run.Runner{Config: w.cfg, Clock: w.clock, Log: w.log, Pool: pool, UserAgent: "drextract/" + Version}
 }
 
-// session builds the client over the token pool (obs, if not nil, sees every call) and
-// opens the live store for writing.
-func (w *wiring) session(ctx context.Context, obs datorama.Observer) (*session, error) {
-	tokens, err := w.tokens()
-	if err != nil {
-		return nil, err
-	}
-	pool := w.pool(tokens)
-	client, err := w.client(pool, obs)
-	if err != nil {
-		return nil, err
-	}
-	store, closeStore, err := w.openStore(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &session{pool: pool, client: client, store: store, close: func() {
-		if err := closeStore(); err != nil {
-			w.log.Warn("closing the store", "error", err)
+// writer is what a command that writes the store needs: the run layer (over the tokens'
+// pool when withTokens) and the live store behind the data directory's lock. closeStore
+// closes the store (which checkpoints it) and releases the lock.
+func (w *wiring) writer(ctx context.Context, withTokens bool) (r *run.Runner, st *load.Store, closeStore func() error, err error) {
+	var pool *ratelimit.Pool
+	if withTokens {
+		tokens, err := w.tokens()
+		if err != nil {
+			return nil, nil, nil, err
 		}
-	}}, nil
+		pool = w.pool(tokens)
+	}
+	st, closeStore, err = w.openStore(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return w.runner(pool), st, closeStore, nil
+}
+
+// closing joins the error of closeFn into *err: closing the store checkpoints it, so its
+// failure is a failure of the command, not a detail.
+func closing(err *error, closeFn func() error) {
+	if cerr := closeFn(); cerr != nil {
+		*err = errors.Join(*err, cerr)
+	}
 }
 
 // openStoreReadOnly opens the live store for reading without the lock; while a writer

@@ -69,6 +69,8 @@ type Config struct {
 
 	// Path is the file the configuration came from; "" for Default.
 	Path string `yaml:"-"`
+	// Origins says where the settings with a precedence came from (Resolve).
+	Origins map[string]Origin `yaml:"-"`
 	// Warnings are what Load or Validate found worth fixing but not fatal (a token file
 	// readable by others). The caller logs them.
 	Warnings []Warning `yaml:"-"`

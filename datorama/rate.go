@@ -225,6 +225,16 @@ func (e *QuotaError) Error() string {
 
 func (e *QuotaError) Is(target error) bool { return target == ErrQuotaExhausted }
 
+// QuotaReset reports whether err means the daily quota is gone and, when the error says,
+// when it comes back (zero otherwise).
+func QuotaReset(err error) (reset time.Time, ok bool) {
+	var qe *QuotaError
+	if errors.As(err, &qe) {
+		return qe.Reset, true
+	}
+	return time.Time{}, errors.Is(err, ErrQuotaExhausted)
+}
+
 type workspaceKey struct{}
 
 // WithWorkspace tells the gate which workspace calls made with ctx concern, for calls

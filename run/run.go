@@ -1,0 +1,258 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/drextract/drextract/action"
+	"github.com/drextract/drextract/clock"
+	"github.com/drextract/drextract/config"
+	"github.com/drextract/drextract/datorama"
+	"github.com/drextract/drextract/load"
+	"github.com/drextract/drextract/ratelimit"
+)
+
+// Kinds of run, as recorded in runs.kind.
+const (
+	KindExtract     = "extract"
+	KindExtractFull = "extract-full"
+	KindAction      = "action"
+	KindExport      = "export"
+	KindReport      = "report"
+)
+
+// Runner runs one thing at a time against an open store. Its fields are set once by the
+// caller; a Runner is used by one goroutine at a time (the data directory has one writer).
+type Runner struct {
+	Config *config.Config
+	// Clock is the time of runs: the observed-at of rows, $now of selections, cadences.
+	Clock clock.Clock
+	Log   *slog.Logger
+	// Pool is the tokens' rate budget every API call passes; nil for a Runner that only
+	// exports or plans dry runs.
+	Pool *ratelimit.Pool
+	// Observer, when set, sees every API attempt besides the run's own audit (the
+	// daemon's metrics).
+	Observer datorama.Observer
+	// Targets are published after every run that wrote the store, in order; the serving
+	// copy comes first without being listed.
+	Targets []Target
+	// UserAgent is sent with every request.
+	UserAgent string
+	// Schedule names who started the runs: "cli" or the schedule's name.
+	Schedule string
+}
+
+// Result is how one run ended, with what each kind has to tell.
+type Result struct {
+	Kind  string
+	RunID int64 // the runs row; 0 when the run could not even be recorded
+	// Status is one of load.RunOK, RunPartial, RunQuotaExhausted, RunFailed, or
+	// RunDryRun for an action that only planned.
+	Status     string
+	Calls      int
+	Rows       map[string]int
+	Incomplete []string
+	QuotaReset time.Time // set with RunQuotaExhausted
+	// Err is what made the run fail or stop early (nil when it ended ok or partial for a
+	// reason Incomplete names).
+	Err error
+	// Interrupted says the caller's context ended the run.
+	Interrupted bool
+
+	// Publish is how publishing after the run went (nil: not attempted).
+	Publish *PublishResult
+
+	// What each kind adds.
+	Crawl    *CrawlDetails
+	Action   *ActionDetails
+	Export   *load.ExportStats
+	Reports  []ReportDetails
+	FollowUp *action.FollowUpStats
+}
+
+// RunDryRun is the status of an action run that planned and sent nothing.
+const RunDryRun = "dry_run"
+
+// A Target is a copy of the store for readers, brought up to date after every run that
+// wrote the store: serving.duckdb always, PostgreSQL when configured.
+type Target interface {
+	// Name names the target in messages, e.g. "serving.duckdb".
+	Name() string
+	// Publish brings the target up to date with the store. It is called after the run's
+	// runs row recorded its end, so the copy shows the run finished.
+	Publish(ctx context.Context, st *load.Store) error
+}
+
+// PublishResult is how the targets were brought up to date after a run.
+type PublishResult struct {
+	Targets []string // the targets tried, in order
+	Errs    []error  // what failed, each naming its target
+}
+
+// Err joins what failed while publishing; nil when everything was published.
+func (p *PublishResult) Err() error {
+	if p == nil {
+		return nil
+	}
+	return errors.Join(p.Errs...)
+}
+
+// status is the runs.publish_status of p.
+func (p *PublishResult) status() string {
+	if p.Err() != nil {
+		return "failed"
+	}
+	return "ok"
+}
+
+func (r *Runner) log() *slog.Logger {
+	l := r.Log
+	if l == nil {
+		l = slog.Default()
+	}
+	return l.With("component", "run")
+}
+
+func (r *Runner) clock() clock.Clock {
+	if r.Clock == nil {
+		return clock.Real{}
+	}
+	return r.Clock
+}
+
+func (r *Runner) schedule() string {
+	if r.Schedule == "" {
+		return "cli"
+	}
+	return r.Schedule
+}
+
+// ErrNoTokens is returned by runs that call the API when the Runner has no rate pool.
+var ErrNoTokens = errors.New("no API token configured")
+
+// client is an API client on the Runner's pool; every attempt is reported to obs (nil:
+// none) and to the Runner's Observer.
+func (r *Runner) client(obs datorama.Observer) (*datorama.Client, error) {
+	if r.Pool == nil {
+		return nil, ErrNoTokens
+	}
+	var observers multiObserver
+	for _, o := range []datorama.Observer{r.Observer, obs} {
+		if o != nil {
+			observers = append(observers, o)
+		}
+	}
+	opts := []datorama.Option{
+		datorama.WithGate(r.Pool), datorama.WithClock(r.clock()), datorama.WithLogger(r.Log),
+		datorama.WithSandbox(r.Config.API.Sandbox), datorama.WithUserAgent(r.UserAgent),
+	}
+	if len(observers) > 0 {
+		opts = append(opts, datorama.WithObserver(observers))
+	}
+	c, err := datorama.New(r.Config.API.BaseURL, "", opts...)
+	if err != nil {
+		return nil, fmt.Errorf("building the API client: %w", err)
+	}
+	return c, nil
+}
+
+// multiObserver hands every attempt to each observer in turn.
+type multiObserver []datorama.Observer
+
+func (m multiObserver) ObserveCall(rec datorama.CallRecord) {
+	for _, o := range m {
+		o.ObserveCall(rec)
+	}
+}
+
+// record wraps work that does not record itself in runs (everything but a crawl): a
+// runs row is started before it and finished after it, also when ctx was cancelled.
+func (r *Runner) record(ctx context.Context, st *load.Store, kind string, work func(ctx context.Context, res *Result) error) *Result {
+	res := &Result{Kind: kind, Status: load.RunOK, Rows: map[string]int{}}
+	id, err := st.StartRun(ctx, load.RunStart{Schedule: r.schedule(), Kind: kind, Started: r.clock().Now()})
+	if err != nil {
+		res.Status, res.Err = load.RunFailed, fmt.Errorf("recording the start of the %s run: %w", kind, err)
+		return res
+	}
+	res.RunID = id
+	if err := work(ctx, res); err != nil && res.Err == nil {
+		res.Err = err
+	}
+	if res.Err != nil && res.Status == load.RunOK {
+		res.Status = load.RunFailed
+	}
+	if ctx.Err() != nil {
+		res.Interrupted = true
+	}
+	r.finishRun(ctx, st, res)
+	return res
+}
+
+// finishRun records res's end on its runs row.
+func (r *Runner) finishRun(ctx context.Context, st *load.Store, res *Result) {
+	end := load.RunEnd{Finished: r.clock().Now(), Status: res.Status, Calls: res.Calls, Rows: res.Rows,
+		Incomplete: res.Incomplete}
+	if res.Err != nil {
+		end.Error = res.Err.Error()
+	}
+	if err := st.FinishRun(context.WithoutCancel(ctx), res.RunID, end); err != nil {
+		r.log().Error("recording the end of a run", "run_id", res.RunID, "error", err)
+		if res.Err == nil {
+			res.Status, res.Err = load.RunFailed, fmt.Errorf("recording the end of run %d: %w", res.RunID, err)
+		}
+	}
+}
+
+// after is what every run that wrote the store does once its work is recorded: publish
+// the copies readers use and record how that went on the runs row. A failed publish never
+// undoes the run; it makes an ok run partial, since readers do not see it yet. Nothing is
+// published once the caller cancelled: the copies stay whole and the next run publishes.
+func (r *Runner) after(ctx context.Context, st *load.Store, res *Result) {
+	if ctx.Err() != nil || res.RunID == 0 {
+		return
+	}
+	pub := r.publish(ctx, st)
+	res.Publish = pub
+	if err := pub.Err(); err != nil && res.Status == load.RunOK {
+		res.Status = load.RunPartial
+		res.Incomplete = append(res.Incomplete, "publish: "+err.Error())
+		r.finishRun(ctx, st, res)
+	}
+	var perr string
+	if err := pub.Err(); err != nil {
+		perr = err.Error()
+	}
+	if err := st.RecordPublish(context.WithoutCancel(ctx), res.RunID, pub.status(), perr); err != nil {
+		r.log().Error("recording the publish of a run", "run_id", res.RunID, "error", err)
+	}
+}
+
+// publish brings every target up to date: the serving copy, then the Runner's Targets.
+// One failing does not stop the others.
+func (r *Runner) publish(ctx context.Context, st *load.Store) *PublishResult {
+	pub := &PublishResult{}
+	for _, t := range append([]Target{Serving(r.Config.Store.ServingPath())}, r.Targets...) {
+		pub.Targets = append(pub.Targets, t.Name())
+		if err := t.Publish(ctx, st); err != nil {
+			r.log().Error("publishing", "target", t.Name(), "error", err)
+			pub.Errs = append(pub.Errs, fmt.Errorf("publishing %s: %w", t.Name(), err))
+		}
+	}
+	return pub
+}
+
+// Serving is the target serving.duckdb at path: a complete copy of the store, replaced
+// whole.
+func Serving(path string) Target { return servingTarget(path) }
+
+type servingTarget string
+
+func (t servingTarget) Name() string { return string(t) }
+
+func (t servingTarget) Publish(ctx context.Context, st *load.Store) error {
+	return st.Publish(ctx, string(t))
+}
