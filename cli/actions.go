@@ -30,7 +30,10 @@ func newActionsCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "actions",
 		Short: "The audit of bulk actions: runs, the item log, reconciliation, follow-up",
-		Args:  args(cobra.NoArgs),
+		Example: `  drextract actions log --since 24h
+  drextract actions runs
+  drextract actions reconcile`,
+		Args: args(cobra.NoArgs),
 	}
 	var logOpts actionsLogOptions
 	logCmd := &cobra.Command{
@@ -53,9 +56,10 @@ Exit codes: 0 ok, 1 failure, 2 usage.`,
 
 	var limit int
 	runsCmd := &cobra.Command{
-		Use:   "runs",
-		Short: "List the latest action runs",
-		Args:  args(cobra.NoArgs),
+		Use:     "runs",
+		Short:   "List the latest action runs",
+		Example: `  drextract actions runs --limit 5`,
+		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runActionsRuns(cmd.Context(), cmd, limit, g, args)
 		},
@@ -71,15 +75,17 @@ created after the send for the same days means it was sent), for renames and pat
 stream itself. Nothing is ever resent. act does this by itself before sending anything.
 
 Exit codes: 0 ok, 1 failure (some call is still in doubt), 2 usage.`,
-		Args: args(cobra.NoArgs),
+		Example: `  drextract actions reconcile`,
+		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runActionsReconcile(cmd.Context(), cmd, g, args)
 		},
 	}
 	followCmd := &cobra.Command{
-		Use:   "follow-up",
-		Short: "Fill in action outcomes from what the store holds now (extract does it after each crawl)",
-		Args:  args(cobra.NoArgs),
+		Use:     "follow-up",
+		Short:   "Fill in action outcomes from what the store holds now (extract does it after each crawl)",
+		Example: `  drextract actions follow-up`,
+		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runActionsFollowUp(cmd.Context(), cmd, g, args)
 		},

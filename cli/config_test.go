@@ -11,7 +11,10 @@ import (
 	"testing"
 
 	"github.com/drextract/drextract/config"
+	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/extract"
+	"github.com/drextract/drextract/load"
+	"github.com/drextract/drextract/sim"
 )
 
 // TestEntitiesAgree: config cannot import extract, so it keeps its own list of the
@@ -165,5 +168,44 @@ func TestConfigCheck(t *testing.T) {
 				t.Errorf("the token appears in the output")
 			}
 		})
+	}
+}
+
+// TestEnvironmentBeatsTheShippedFile is the README's simulator walkthrough: run from the
+// repository root, where the shipped schedules.yaml names the real API, the variables
+// the simulator prints point every command at the simulator, and `config show` says so.
+func TestEnvironmentBeatsTheShippedFile(t *testing.T) {
+	e := newExtractEnv(t, sim.Options{Seed: 5, Workspaces: 1, Streams: 3, JobsPerStream: 2})
+	shipped, err := os.ReadFile(filepath.Join("..", "schedules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "schedules.yaml"), shipped, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	t.Setenv("DATORAMA_BASE_URL", e.base)
+	run := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := DoContext(context.Background(), args, strings.NewReader(""), &out, &errOut)
+		if strings.Contains(out.String()+errOut.String(), e.token) {
+			t.Errorf("drextract %v printed the token", args)
+		}
+		return code, out.String(), errOut.String()
+	}
+	code, show, stderr := run("config", "show")
+	for _, want := range []string{e.base, "env DATORAMA_BASE_URL", "env DATORAMA_TOKEN", datorama.Fingerprint(e.token)} {
+		if !strings.Contains(show, want) {
+			t.Errorf("config show lacks %q (exit %d):\n%s%s", want, code, show, stderr)
+		}
+	}
+	code, stdout, stderr := run("extract")
+	if code != ExitOK || e.sim.Calls().Total == 0 {
+		t.Fatalf("extract from the repository root: exit %d, %d calls reached the simulator\n%s%s",
+			code, e.sim.Calls().Total, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(root, "data", load.LiveFile)); err != nil {
+		t.Errorf("the store is not under the file's data_dir: %v", err)
 	}
 }

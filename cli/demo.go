@@ -67,6 +67,8 @@ writes only under the folder it names (--dir; it refuses a non-empty folder that
 an earlier demo's).
 
 Exit codes: 0 ok, 1 failure, 2 usage (e.g. --dir not empty).`,
+		Example: `  drextract demo
+  drextract demo --dir /tmp/drx-demo --seed 7`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return runDemo(cmd.Context(), opts, g, args) },
 	}

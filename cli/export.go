@@ -27,6 +27,8 @@ complete, also if the export is killed half-way. The export takes the data direc
 writer lock, so it waits for no one: while a crawl runs it is refused with that crawl's pid.
 
 Exit codes: 0 ok, 1 failure (no store, locked, I/O error), 130 interrupted.`,
+		Example: `  drextract export
+  drextract export --data-dir /srv/drextract`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runExportCommand(cmd.Context(), cmd, g, args)

@@ -19,12 +19,13 @@ type extractOptions struct {
 	entities []string
 	dryRun   bool
 	maxCalls int
+	probe    bool // plan only
 }
 
 func (o *extractOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.full, "full", false, "re-read everything: every stream's jobs from page 1, every mapping and workspace-level list")
 	f.StringSliceVar(&o.entities, "entities", nil, "crawl only these entities (comma-separated): "+strings.Join(extract.Entities, ", "))
-	f.BoolVar(&o.dryRun, "dry-run", false, "print what the run would cost (as `drextract plan`) and make no API call")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print what the run would cost, as drextract plan does, and make no API call")
 	f.IntVar(&o.maxCalls, "max-calls", 0, "stop cleanly after this many API calls (0: no cap); the run then ends partial")
 }
 
@@ -49,6 +50,9 @@ DATORAMA_TOKEN_2, _3, …; they are never printed, only their fingerprints.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 partial (some listings failed; they are named on
 stderr and in the runs table), 4 quota exhausted ("quota exhausted, resets at <time>";
 run again after that time to resume), 130 interrupted.`,
+		Example: `  drextract extract
+  drextract extract --entities streams,jobs --max-calls 500
+  drextract extract --full`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runExtract(cmd.Context(), cmd, opts, g, args)

@@ -139,3 +139,21 @@ func TestExtractExitCodes(t *testing.T) {
 		}
 	})
 }
+
+// TestPlanProbe: before the first crawl, plan --probe reads the workspace list and each
+// workspace's stream list (1 + W calls, nothing else), so the plan counts the streams.
+func TestPlanProbe(t *testing.T) {
+	e := newExtractEnv(t, sim.Options{Seed: 4, Workspaces: 3, Streams: 18, JobsPerStream: 4})
+	code, stdout, stderr := e.run("plan", "--probe")
+	if code != ExitOK {
+		t.Fatalf("plan --probe: exit %d\n%s%s", code, stdout, stderr)
+	}
+	calls := e.sim.Calls()
+	if calls.Total != 1+3 {
+		t.Errorf("the probe made %d API calls (%v), want 1 + W = 4", calls.Total, calls.ByEndpoint)
+	}
+	if !strings.Contains(stdout, "probe: 4 API calls") || !strings.Contains(stdout, "3 workspaces, 18 streams") ||
+		strings.Contains(stdout, "nothing crawled yet") {
+		t.Errorf("plan --probe output:\n%s", stdout)
+	}
+}

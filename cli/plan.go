@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drextract/drextract/extract"
+	"github.com/drextract/drextract/load"
+	"github.com/drextract/drextract/run"
 )
 
 func init() { register(newPlanCommand) }
@@ -23,7 +25,16 @@ last crawl), and how that compares with the daily quota the tokens have left tod
 works from the store's checkpoints and the shared rate-budget state only: it makes no API
 call and does not take the data directory's lock.
 
-Exit codes: 0 ok, 1 failure, 2 usage.`,
+Before the first crawl only the workspace list is certain. --probe first reads the
+workspace list and every workspace's stream list (1 + W calls, stored like any crawl's),
+so the plan can count the streams. It takes the data directory's lock and the tokens, as
+extract does.
+
+Exit codes: 0 ok, 1 failure, 2 usage, 3 partial (--probe: some listing failed),
+4 quota exhausted (--probe).`,
+		Example: `  drextract plan
+  drextract plan --probe
+  drextract plan --full --entities jobs`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPlan(cmd.Context(), cmd, opts, g, args)
@@ -32,10 +43,11 @@ Exit codes: 0 ok, 1 failure, 2 usage.`,
 	f := cmd.Flags()
 	f.BoolVar(&opts.full, "full", false, "plan a full re-read")
 	f.StringSliceVar(&opts.entities, "entities", nil, "plan only these entities (comma-separated)")
+	f.BoolVar(&opts.probe, "probe", false, "first read the workspace and stream lists (1 + W calls) so the plan can count the streams")
 	return cmd
 }
 
-func runPlan(ctx context.Context, cmd *cobra.Command, opts extractOptions, g *globalOptions, _ []string) error {
+func runPlan(ctx context.Context, cmd *cobra.Command, opts extractOptions, g *globalOptions, _ []string) (err error) {
 	w, err := loadWiring(cmd, g)
 	if err != nil {
 		return err
@@ -50,13 +62,28 @@ func runPlan(ctx context.Context, cmd *cobra.Command, opts extractOptions, g *gl
 	if tokens, err := w.tokens(); err == nil {
 		pool := w.pool(tokens)
 		cr.Pool, cr.Quota = pool, quota(pool)
+	} else if opts.probe {
+		return err
 	}
-	if _, err := os.Stat(w.cfg.Store.DuckDBPath()); err == nil {
+	if opts.probe {
+		r, st, closeStore, err := w.writer(ctx, false)
+		if err != nil {
+			return err
+		}
+		defer closing(&err, closeStore)
+		r.Pool = cr.Pool
+		res := r.Extract(ctx, st, run.ExtractOptions{Entities: []string{load.Workspaces, load.Streams}})
+		fmt.Fprintf(g.stdout, "probe: %d API calls, %s\n", res.Calls, rowsPerTable(res.Rows))
+		if err := runErr(res); err != nil {
+			return err
+		}
+		cr.Sink = st
+	} else if _, err := os.Stat(w.cfg.Store.DuckDBPath()); err == nil {
 		store, err := w.openStoreReadOnly(ctx)
 		if err != nil {
 			return err
 		}
-		defer store.Close()
+		defer closing(&err, store.Close)
 		cr.Sink = store
 	}
 	p, err := cr.Plan(ctx, copts)

@@ -45,6 +45,8 @@ in report_runs. A query the API refuses (422) or answers with errors writes noth
 
 Exit codes: 0 ok, 1 failure, 2 usage (unknown NAME, bad dates), 4 quota exhausted, 130
 interrupted.`,
+		Example: `  drextract report rows-per-stream
+  drextract report rows-per-stream --from 2026-11-01 --to 2026-11-30`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runReport(cmd.Context(), cmd, opts, g, args)

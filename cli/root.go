@@ -117,8 +117,8 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 partial (some parents incomplete),
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&g.configPath, "config", "./schedules.yaml", "configuration file")
-	f.StringVar(&g.baseURL, "base-url", "", "API base URL (overrides the config), e.g. https://api.datorama.com")
-	f.StringVar(&g.dataDir, "data-dir", "./data", "data directory (DuckDB store, serving copy, Parquet)")
+	f.StringVar(&g.baseURL, "base-url", "", "API base URL, e.g. https://api.datorama.com; beats DATORAMA_BASE_URL and the config")
+	f.StringVar(&g.dataDir, "data-dir", "", "data directory (DuckDB store, serving copy, Parquet); beats DREXTRACT_DATA_DIR and the config's store.data_dir (default ./data)")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.SetIn(g.stdin)

@@ -62,6 +62,8 @@ commits atomically).
 
 Exit codes: 0 stopped by a signal, 1 failure (config, lock, listener), 2 usage,
 130 abandoned by a second signal.`,
+		Example: `  drextract serve
+  drextract serve --config /etc/drextract/schedules.yaml --listen 127.0.0.1:9464`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return runServe(cmd.Context(), cmd, opts, g, args) },
 	}

@@ -49,6 +49,8 @@ DATORAMA_TOKEN_2, _3, …; with none configured, every token with a state under 
 is shown. Tokens are never printed, only their fingerprints.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 4 quota exhausted (--probe only), 130 interrupted.`,
+		Example: `  drextract status
+  drextract status --probe --format json`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runStatus(cmd.Context(), cmd, opts, g, args)
