@@ -69,21 +69,21 @@ func decodeTruth(t *testing.T, tr sim.Truth) *truthOf {
 	t.Helper()
 	out := &truthOf{raw: tr, workspaces: map[int64]Workspace{}, streams: map[int64]Stream{}, jobs: map[int64][]Job{}, jobByID: map[int64]Job{}}
 	for _, r := range tr.Workspaces {
-		w, err := decodeOne(r, "truth workspace", idOfWorkspace)
+		w, err := decodeRecord[Workspace](r, "truth workspace", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out.workspaces[w.ID] = *w
 	}
 	for _, r := range tr.Streams {
-		s, err := decodeOne(r, "truth stream", idOfStream)
+		s, err := decodeRecord[Stream](r, "truth stream", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out.streams[s.ID] = *s
 	}
 	for _, r := range tr.Jobs {
-		j, err := decodeOne(r, "truth job", idOfJob)
+		j, err := decodeRecord(r, "truth job", jobOf(0))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,16 +369,16 @@ func TestSimulatorReads(t *testing.T) {
 	}
 	listStep("MetadataService.HarmonizedDimensions",
 		func(ws int64) (any, error) { return e.c.Metadata.HarmonizedDimensions(ctx, ws) },
-		func(b []byte) (any, error) { return decodeList(b, "h", idOfHarmonized) }, tr.raw.HarmonizedDimensions)
+		func(b []byte) (any, error) { return decodeRecords[HarmonizedDimension](b, "h", nil) }, tr.raw.HarmonizedDimensions)
 	listStep("MetadataService.Patterns",
 		func(ws int64) (any, error) { return e.c.Metadata.Patterns(ctx, ws) },
-		func(b []byte) (any, error) { return decodeList(b, "p", idOfPattern) }, tr.raw.Patterns)
+		func(b []byte) (any, error) { return decodeRecords[Pattern](b, "p", nil) }, tr.raw.Patterns)
 	listStep("MetadataService.CalculatedMeasurements",
 		func(ws int64) (any, error) { return e.c.Metadata.CalculatedMeasurements(ctx, ws) },
-		func(b []byte) (any, error) { return decodeList(b, "c", idOfCalc) }, tr.raw.CalculatedMeasurements)
+		func(b []byte) (any, error) { return decodeRecords[CalculatedMeasurement](b, "c", nil) }, tr.raw.CalculatedMeasurements)
 	listStep("DashboardsService.Hierarchy",
 		func(ws int64) (any, error) { return e.c.Dashboards.Hierarchy(ctx, ws) },
-		func(b []byte) (any, error) { return decodeOne[DashboardHierarchy](b, "d", nil) }, tr.raw.Dashboards)
+		func(b []byte) (any, error) { return decodeRecord[DashboardHierarchy](b, "d", nil) }, tr.raw.Dashboards)
 	step("ConnectorsService.Get", func(t *testing.T) {
 		if len(tr.raw.Connectors) == 0 {
 			t.Fatal("no connectors in the truth")
@@ -598,7 +598,7 @@ func TestSimulatorChanges(t *testing.T) {
 		}
 	})
 	step("MetadataService.CreatePattern", func(t *testing.T) {
-		hs, err := decodeList(tr.raw.HarmonizedDimensions[strconv.FormatInt(ws, 10)], "h", idOfHarmonized)
+		hs, err := decodeRecords[HarmonizedDimension](tr.raw.HarmonizedDimensions[strconv.FormatInt(ws, 10)], "h", nil)
 		if err != nil || len(hs) == 0 {
 			t.Fatalf("no harmonized dimension: %v", err)
 		}

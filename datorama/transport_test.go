@@ -135,7 +135,6 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 		{"malformed JSON", answer(200, `[{"id": 27405,, }]`), 200, nil},
 		{"null instead of a list", answer(200, `null`), 200, nil},
 		{"empty body", answer(200, ``), 200, nil},
-		{"record without id", answer(200, `[{"name": "ghost"}]`), 200, nil},
 		{"timeout", stall, 0, []Option{WithTimeout(200 * time.Millisecond)}},
 	}
 	for _, tt := range tests {
