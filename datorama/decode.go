@@ -238,8 +238,8 @@ func noDuplicate(what string, i int, id int64, key string, seenID map[int64]int,
 // on the error path only.
 func diagnose[T any, P model[T]](what string, i int, raw json.RawMessage, err error) error {
 	var members map[string]json.RawMessage
-	if json.Unmarshal(raw, &members) != nil {
-		return fmt.Errorf("%s: record at index %d: %w", what, i, err)
+	if firstByte(raw) != '{' || json.Unmarshal(raw, &members) != nil {
+		return newRecordError(what, i, 0, raw, "", "want a JSON object", err)
 	}
 	id := int64(0)
 	if v, ok := members["id"]; ok {

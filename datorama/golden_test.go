@@ -22,30 +22,34 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // the facts file's "Sample JSON" blocks verbatim (workspaces, streams, …, dimensions)
 // plus variants for the shapes the facts file leaves open.
 var goldenDecoders = map[string]func([]byte) (any, error){
-	"workspaces.json":              func(b []byte) (any, error) { return decodeRecords[Workspace](b, "workspaces", nil) },
-	"workspace_one.json":           func(b []byte) (any, error) { return decodeRecord[Workspace](b, "workspace", nil) },
-	"streams.json":                 func(b []byte) (any, error) { return decodeRecords[Stream](b, "data streams", nil) },
-	"streams_variants.json":        func(b []byte) (any, error) { return decodeRecords[Stream](b, "data streams", nil) },
-	"stream_status_bulk.json":      func(b []byte) (any, error) { return decodeRecords[StreamStatus](b, "stream statuses", nil) },
-	"stats_page.json":              func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
-	"jobs_variants.json":           func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
-	"job_id_string.json":           func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
-	"stats_truncated.json":         func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
-	"stats_without_id.json":        func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
-	"process_response.json":        func(b []byte) (any, error) { return decodeRecordsOrOne(b, "created jobs", jobOf(0)) },
-	"rerun_response.json":          func(b []byte) (any, error) { return decodeRecordsOrOne(b, "created jobs", jobOf(0)) },
-	"query_response.json":          func(b []byte) (any, error) { return decodeValue[QueryResult](b, "query result") },
-	"query_response_errors.json":   func(b []byte) (any, error) { return decodeValue[QueryResult](b, "query result") },
-	"query_batch_response.json":    func(b []byte) (any, error) { return decodeValues[QueryResult](b, "query batch results") },
-	"dimensions.json":              func(b []byte) (any, error) { return decodeFields(b, "dimensions") },
-	"dimensions_list.json":         func(b []byte) (any, error) { return decodeFields(b, "dimensions") },
-	"measurements.json":            func(b []byte) (any, error) { return decodeFields(b, "measurements") },
-	"mapping.json":                 func(b []byte) (any, error) { return decodeMapping(b, 3973838) },
-	"connector.json":               func(b []byte) (any, error) { return decodeRecord[Connector](b, "connector", nil) },
-	"dashboards_hierarchy.json":    func(b []byte) (any, error) { return decodeRecord[DashboardHierarchy](b, "hierarchy", nil) },
-	"harmonized_dimensions.json":   func(b []byte) (any, error) { return decodeRecords[HarmonizedDimension](b, "harmonized dimensions", nil) },
-	"patterns.json":                func(b []byte) (any, error) { return decodeRecords[Pattern](b, "patterns", nil) },
-	"calculated_measurements.json": func(b []byte) (any, error) { return decodeRecords[CalculatedMeasurement](b, "calculated measurements", nil) },
+	"workspaces.json":            func(b []byte) (any, error) { return decodeRecords[Workspace](b, "workspaces", nil) },
+	"workspace_one.json":         func(b []byte) (any, error) { return decodeRecord[Workspace](b, "workspace", nil) },
+	"streams.json":               func(b []byte) (any, error) { return decodeRecords[Stream](b, "data streams", nil) },
+	"streams_variants.json":      func(b []byte) (any, error) { return decodeRecords[Stream](b, "data streams", nil) },
+	"stream_status_bulk.json":    func(b []byte) (any, error) { return decodeRecords[StreamStatus](b, "stream statuses", nil) },
+	"stats_page.json":            func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
+	"jobs_variants.json":         func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
+	"job_id_string.json":         func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
+	"stats_truncated.json":       func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
+	"stats_without_id.json":      func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
+	"process_response.json":      func(b []byte) (any, error) { return decodeRecordsOrOne(b, "created jobs", jobOf(0)) },
+	"rerun_response.json":        func(b []byte) (any, error) { return decodeRecordsOrOne(b, "created jobs", jobOf(0)) },
+	"query_response.json":        func(b []byte) (any, error) { return decodeValue[QueryResult](b, "query result") },
+	"query_response_errors.json": func(b []byte) (any, error) { return decodeValue[QueryResult](b, "query result") },
+	"query_batch_response.json":  func(b []byte) (any, error) { return decodeValues[QueryResult](b, "query batch results") },
+	"dimensions.json":            func(b []byte) (any, error) { return decodeFields(b, "dimensions") },
+	"dimensions_list.json":       func(b []byte) (any, error) { return decodeFields(b, "dimensions") },
+	"measurements.json":          func(b []byte) (any, error) { return decodeFields(b, "measurements") },
+	"mapping.json":               func(b []byte) (any, error) { return decodeMapping(b, 3973838) },
+	"connector.json":             func(b []byte) (any, error) { return decodeRecord[Connector](b, "connector", nil) },
+	"dashboards_hierarchy.json":  func(b []byte) (any, error) { return decodeRecord[DashboardHierarchy](b, "hierarchy", nil) },
+	"harmonized_dimensions.json": func(b []byte) (any, error) {
+		return decodeRecords[HarmonizedDimension](b, "harmonized dimensions", nil)
+	},
+	"patterns.json": func(b []byte) (any, error) { return decodeRecords[Pattern](b, "patterns", nil) },
+	"calculated_measurements.json": func(b []byte) (any, error) {
+		return decodeRecords[CalculatedMeasurement](b, "calculated measurements", nil)
+	},
 	"query_request.json": func(b []byte) (any, error) {
 		var q QueryRequest
 		if err := json.Unmarshal(b, &q); err != nil {
