@@ -836,8 +836,10 @@ func TestSimulatorFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newSim(t, sim.Options{Workspaces: 2, Streams: 10, JobsPerStream: 14,
-				Faults: sim.Faults{Rates: tt.rates, SlowDelay: time.Second, OnlyReads: true}}, false,
-				withOpts(WithTimeout(150*time.Millisecond), WithRetries(6)))
+				// A slow answer is held until the client gives up; the attempt timeout
+				// leaves room for a good answer on a loaded machine.
+				Faults: sim.Faults{Rates: tt.rates, SlowDelay: time.Hour, OnlyReads: true}}, false,
+				withOpts(WithTimeout(time.Second), WithRetries(6)))
 			tr := decodeTruth(t, e.s.Truth())
 			t.Cleanup(func() {
 				if t.Failed() {
