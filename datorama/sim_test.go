@@ -931,3 +931,74 @@ func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// TestSimulatorHostileListings: the simulator's hostile listings, over real HTTP, are
+// refused with the typed errors, and a huge stats page with a *BodyTooLargeError; a
+// page as large as its bound allows is read.
+func TestSimulatorHostileListings(t *testing.T) {
+	ctx := t.Context()
+	firstStream := func(e *simEnv) int64 {
+		return decodeTruth(t, e.s.Truth()).streamIDs(decodeTruth(t, e.s.Truth()).workspaceIDs()[0])[0]
+	}
+	for _, tt := range []struct {
+		kind, path string
+		call       func(e *simEnv) error
+		check      func(error) bool
+	}{
+		{sim.FaultDupID, "/v1/workspaces/*/data-streams", func(e *simEnv) error {
+			_, err := e.c.Streams.List(ctx, decodeTruth(t, e.s.Truth()).workspaceIDs()[0])
+			return err
+		}, func(err error) bool { var de *DuplicateError; return errors.As(err, &de) && de.First == 0 && de.Second == 1 }},
+		{sim.FaultSameID, "/v1/data-streams/api/*/stats", func(e *simEnv) error {
+			_, err := e.c.Jobs.Page(ctx, firstStream(e), 5, 1)
+			return err
+		}, func(err error) bool { var de *DuplicateError; return errors.As(err, &de) && de.Second == 1 }},
+		{sim.FaultNegID, "/v1/workspaces", func(e *simEnv) error {
+			_, err := e.c.Workspaces.List(ctx)
+			return err
+		}, func(err error) bool {
+			var re *RecordError
+			return errors.As(err, &re) && re.Field == "id" && strings.HasPrefix(re.Value, "-")
+		}},
+		{sim.FaultNullStatus, "/v1/data-streams/api/*/stats", func(e *simEnv) error {
+			_, err := e.c.Jobs.Page(ctx, firstStream(e), 5, 1)
+			return err
+		}, func(err error) bool {
+			var re *RecordError
+			return errors.As(err, &re) && re.Index == 0 && re.Field == "status" && re.Value == "null" && re.ID > 0
+		}},
+		{sim.FaultDupID, "/v1/workspaces/*/measurements", func(e *simEnv) error {
+			_, err := e.c.Metadata.Measurements(ctx, decodeTruth(t, e.s.Truth()).workspaceIDs()[0], "")
+			return err
+		}, func(err error) bool { var de *DuplicateError; return errors.As(err, &de) && de.Key != "" }},
+	} {
+		t.Run(tt.kind+" "+tt.path, func(t *testing.T) {
+			e := newSim(t, sim.Options{Workspaces: 2, Streams: 6, JobsPerStream: 10,
+				Faults: sim.Faults{Rates: map[string]float64{tt.kind: 1}, Path: tt.path}}, false)
+			if err := tt.call(e); !tt.check(err) {
+				t.Errorf("got %v", err)
+			}
+			if e.s.Calls().Faults[tt.kind] != 1 || e.s.Calls().Total != 1 {
+				t.Errorf("calls %+v: want one hostile answer and no second request", e.s.Calls())
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name  string
+		bytes int
+		ok    bool
+	}{{"under the bound", minPageBody - 64<<10, true}, {"over the bound", 3 << 20, false}} {
+		t.Run("hugepage "+tt.name, func(t *testing.T) {
+			e := newSim(t, sim.Options{Workspaces: 1, Streams: 2, JobsPerStream: 10,
+				Faults: sim.Faults{Rates: map[string]float64{sim.FaultHugePage: 1}, HugePageBytes: tt.bytes}}, false)
+			jobs, err := e.c.Jobs.Page(ctx, firstStream(e), 5, 1) // bound: minPageBody
+			var tl *BodyTooLargeError
+			switch {
+			case tt.ok && (err != nil || len(jobs) != 5 || len(jobs[0].ProcessLog) < 100<<10):
+				t.Errorf("a page under the bound: %d jobs, %v", len(jobs), err)
+			case !tt.ok && (!errors.As(err, &tl) || tl.Limit != minPageBody || tl.Size <= minPageBody):
+				t.Errorf("want a *BodyTooLargeError at %d bytes, got %v", minPageBody, err)
+			}
+		})
+	}
+}
