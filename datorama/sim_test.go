@@ -948,7 +948,10 @@ func TestSimulatorHostileListings(t *testing.T) {
 		{sim.FaultDupID, "/v1/workspaces/*/data-streams", func(e *simEnv) error {
 			_, err := e.c.Streams.List(ctx, decodeTruth(t, e.s.Truth()).workspaceIDs()[0])
 			return err
-		}, func(err error) bool { var de *DuplicateError; return errors.As(err, &de) && de.First == 0 && de.Second == 1 }},
+		}, func(err error) bool {
+			var de *DuplicateError
+			return errors.As(err, &de) && de.First == 0 && de.Second == 1
+		}},
 		{sim.FaultSameID, "/v1/data-streams/api/*/stats", func(e *simEnv) error {
 			_, err := e.c.Jobs.Page(ctx, firstStream(e), 5, 1)
 			return err
