@@ -57,7 +57,9 @@ func (o *simOptions) AddFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.queryLimit, "query-limit", 200, "Query API calls per minute per token")
 	f.IntVar(&o.dailyQuota, "daily-quota", 20000, "calls per UTC day per token, platform and query together")
 	f.StringVar(&o.faults, "faults", "", "fault injection, KIND=RATE,… with kinds "+strings.Join(sim.FaultKinds, ", ")+
-		`; "all=RATE" sets every kind but queryerror; also slowdelay=DURATION, seed=N, onlyreads=true`)
+		" and the hostile listings "+strings.Join(sim.HostileKinds, ", ")+
+		`; "all=RATE" sets every transport kind but queryerror; also slowdelay=DURATION, seed=N, onlyreads=true, `+
+		`path=PATTERN (only requests whose path matches, e.g. /v1/workspaces/*/data-streams), hugepagebytes=N`)
 
 	f.StringVar(&o.statsOrder, "stats-order", "asc", "order of the stats listing: asc (oldest first) or desc")
 	f.IntVar(&o.maxPageSize, "max-page-size", 1000, "silent cap on the stats pageSize")
@@ -91,6 +93,15 @@ scheduled runs. GET /_sim/truth is the complete state, GET /_sim/calls the call
 counters, POST /_sim/faults (body KIND=RATE,…) changes the faults.
 
 Fault kinds: ` + strings.Join(sim.FaultKinds, ", ") + `.
+Hostile listings (200 answers a client must refuse, never set by all=RATE):
+  dupid       the second record of a listing carries the first one's id
+              (system name for dimensions and measurements)
+  sameid      every record of a listing carries the first one's id
+  negid       the last record of a listing carries its id negated
+  nullstatus  the first job of a stats page has "status": null
+  hugepage    a stats page padded to hugepagebytes (default 240 MiB)
+path=PATTERN keeps the faults to matching request paths, e.g.
+  --faults 'dupid=1,path=/v1/workspaces/*/data-streams'
 
 Exit codes: 0 ok (stopped by SIGINT/SIGTERM), 1 failure, 2 usage.`,
 		Example: `  eval "$(drextract sim --seed 1 --streams 200 | sed 's/^/export /')" &

@@ -31,9 +31,32 @@ const (
 	// maxRateLimited is how many 429 answers in a row one call accepts before it returns
 	// a *RateLimitError.
 	maxRateLimited = 10
-	// maxJSONBody bounds the body of a JSON answer; a larger one is an error, not a
-	// truncated read.
-	maxJSONBody = 256 << 20
+	// The bounds on a 2xx body. An answer larger than any real answer to its request can
+	// be is refused with a *BodyTooLargeError (never read as a truncated answer): a
+	// 240 MB stats page once pushed a crawl's memory to 1.4 GB. Decoding keeps the body
+	// once and the strings of its records (a job's processLog) once more, so a body
+	// just under a bound costs about twice the bound in memory.
+	//
+	// jobRecordCeiling: one job record of a stats page. The simulator's records are about
+	// 450 bytes and the real sample's smaller; 64 KiB leaves room for a processLog of
+	// some 800 lines. A page's bound is pageSize × this, at least minPageBody and at
+	// most maxPlatformBody: 6.25 MiB for a page of 100, 50 MiB for 800.
+	jobRecordCeiling = 64 << 10
+	// statusRecordCeiling: one entry of the bulk status answer ({id, runStatus,
+	// status}, about 60 bytes): 4 KiB × the ids asked, at least minPageBody.
+	statusRecordCeiling = 4 << 10
+	// minPageBody is the floor of a bound derived from a request.
+	minPageBody = 1 << 20
+	// maxPlatformBody bounds every other platform answer, which no request parameter
+	// sizes: the stream list of a workspace is not paged and may hold thousands of
+	// streams (facts file §6); 64 MiB holds 40,000 streams of 1.6 KB, far past any
+	// account the sources show, and the other workspace lists and single records are
+	// smaller still.
+	maxPlatformBody = 64 << 20
+	// maxQueryBody bounds a Query API answer, which may legitimately be large: a query
+	// can return about 600,000 rows (facts file §10). It is the one bound above
+	// maxPlatformBody.
+	maxQueryBody = 256 << 20
 	// maxErrorBody bounds how much of a non-2xx body is read for the error message.
 	maxErrorBody = 64 << 10
 )

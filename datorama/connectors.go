@@ -14,7 +14,7 @@ func (s *ConnectorsService) Get(ctx context.Context, id int64) (*Connector, erro
 	var out *Connector
 	cl := &call{kind: Platform, method: http.MethodGet, route: newRoute("/v1/connectors/{id}", id), idempotent: true}
 	err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeOne(b, "connector", idOfConnector)
+		out, err = decodeRecord[Connector](b, "connector", connectorAnswer(id))
 		return err
 	})
 	if err != nil {
@@ -30,7 +30,7 @@ func (s *DashboardsService) Hierarchy(ctx context.Context, wsID int64) (*Dashboa
 	var out *DashboardHierarchy
 	cl := &call{kind: Platform, method: http.MethodGet, route: newRoute("/v1/workspaces/{wsId}/dashboards/hierarchy", wsID), idempotent: true}
 	err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeOne[DashboardHierarchy](b, "dashboards hierarchy", nil)
+		out, err = decodeRecord[DashboardHierarchy](b, "dashboards hierarchy", nil)
 		return err
 	})
 	if err != nil {

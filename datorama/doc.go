@@ -4,7 +4,8 @@
 // about DuckDB, cron, cobra or the store; pacing policy belongs to the Gate
 // (package ratelimit), crawl policy to package extract.
 //
-// The facts the client relies on, with their evidence, are in ../shared/datorama-api.md;
+// The facts the client relies on, with their evidence, are in ../shared/datorama-api.md
+// (its endpoint index is copied in testdata/endpoint_index.md);
 // every service method's doc comment ends with the endpoint it calls, and a test checks
 // those lines against that file's endpoint index.
 //

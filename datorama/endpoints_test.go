@@ -15,8 +15,13 @@ import (
 	"testing"
 )
 
-// factsFile is the facts file, outside the repository (../shared next to the tree).
-const factsFile = "../../shared/datorama-api.md"
+// indexFile is the facts file's endpoint index, kept in the repository; factsFile is
+// the facts file itself, outside the repository (../shared next to the tree), which is
+// the source the copy must follow.
+const (
+	indexFile = "testdata/endpoint_index.md"
+	factsFile = "../../shared/datorama-api.md"
+)
 
 var endpointLine = regexp.MustCompile(`^Datorama API: (GET|POST|PUT|PATCH|DELETE) (/v1/\S+)$`)
 
@@ -71,25 +76,29 @@ type indexRow struct {
 	endpoints []string // "METHOD /path", one per method × path
 }
 
-// endpointIndex reads the "Endpoint index" table of the facts file.
-func endpointIndex(t *testing.T) []indexRow {
+// indexSection is the "## 1. Endpoint index" section of a facts file's text, up to the
+// next section.
+func indexSection(t *testing.T, text, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(factsFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("facts file %s is absent; the endpoint lines cannot be checked", factsFile)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(b)
 	start := strings.Index(text, "## 1. Endpoint index")
 	if start < 0 {
-		t.Fatal("facts file has no '## 1. Endpoint index' section")
+		t.Fatalf("%s has no '## 1. Endpoint index' section", name)
 	}
 	section := text[start:]
 	if end := strings.Index(section[1:], "\n## "); end >= 0 {
 		section = section[:end+1]
 	}
+	return section
+}
+
+// endpointIndex reads the endpoint index table kept in testdata.
+func endpointIndex(t *testing.T) []indexRow {
+	t.Helper()
+	b, err := os.ReadFile(indexFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := indexSection(t, string(b), indexFile)
 	tick := regexp.MustCompile("`([^`]+)`")
 	var rows []indexRow
 	for _, line := range strings.Split(section, "\n") {
@@ -168,5 +177,24 @@ func TestEndpointDocsMatchTheFactsFile(t *testing.T) {
 				t.Errorf("row %s: no client method for %s", r.num, e)
 			}
 		}
+	}
+}
+
+// TestEndpointIndexIsTheFactsFiles: the copy in testdata is the facts file's section,
+// where the facts file exists (on a developer's machine; CI has only the copy).
+func TestEndpointIndexIsTheFactsFiles(t *testing.T) {
+	facts, err := os.ReadFile(factsFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("facts file %s is absent; the copy in %s is what TestEndpointDocsMatchTheFactsFile checks against", factsFile, indexFile)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied, err := os.ReadFile(indexFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if indexSection(t, string(facts), factsFile) != indexSection(t, string(copied), indexFile) {
+		t.Errorf("%s differs from the endpoint index of %s: copy the section again", indexFile, factsFile)
 	}
 }

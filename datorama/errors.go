@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -64,8 +65,9 @@ func (e *RetryError) Error() string {
 func (e *RetryError) Unwrap() error { return e.Err }
 
 // DecodeError says a 2xx answer could not be read as what the endpoint returns: HTML
-// instead of JSON, truncated or malformed JSON, or records that fail validation. No part
-// of such an answer is ever returned.
+// instead of JSON, truncated or malformed JSON, or records the decoders refuse (Err is
+// then a *RecordError or a *DuplicateError; errors.As finds them). No part of such an
+// answer is ever returned.
 type DecodeError struct {
 	Status       int
 	Method       string
@@ -75,7 +77,11 @@ type DecodeError struct {
 }
 
 func (e *DecodeError) Error() string {
-	s := fmt.Sprintf("%s %s: unreadable %d answer: %v", e.Method, e.PathTemplate, e.Status, e.Err)
+	how := "unreadable"
+	if refused(e.Err) {
+		how = "refused"
+	}
+	s := fmt.Sprintf("%s %s: %s %d answer: %v", e.Method, e.PathTemplate, how, e.Status, e.Err)
 	if e.Snippet != "" {
 		s += fmt.Sprintf(" (body starts %q)", e.Snippet)
 	}
@@ -83,6 +89,37 @@ func (e *DecodeError) Error() string {
 }
 
 func (e *DecodeError) Unwrap() error { return e.Err }
+
+// BodyTooLargeError says a 2xx answer was larger than any real answer to its request
+// can be, and was refused: unread when its Content-Length said so, else after Limit
+// bytes. The bound depends on the request (a stats page's on its pageSize); see the
+// bounds in client.go. A retry cannot help, so the call fails at once.
+type BodyTooLargeError struct {
+	Method       string
+	PathTemplate string
+	Limit        int64 // the bound for this request, in bytes
+	Size         int64 // the announced Content-Length; -1 when the body had none and ran past Limit
+}
+
+func (e *BodyTooLargeError) Error() string {
+	size := "more than " + strconv.FormatInt(e.Limit, 10)
+	if e.Size >= 0 {
+		size = strconv.FormatInt(e.Size, 10)
+	}
+	return fmt.Sprintf("%s %s: answer of %s bytes is larger than the %s bound for this request; refused",
+		e.Method, e.PathTemplate, size, formatBytes(e.Limit))
+}
+
+// formatBytes renders a byte count in MiB or KiB for messages.
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', -1, 64) + " MiB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', -1, 64) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
 
 // QueryError is a Query API answer with HTTP 200 and a non-empty "errors" property: the
 // query parsed but failed at run time (timeout, too many rows). Parse errors are 422 and

@@ -33,48 +33,55 @@ func addSamples(f *testing.F, names ...string) {
 	}
 }
 
-// fuzzOne checks decodeOne for one record type.
-func fuzzOne[T any](f *testing.F, idOf func(*T) int64, raw func(*T) json.RawMessage, samples ...string) {
+// fuzzOne checks decodeRecord for one record type.
+func fuzzOne[T any, P model[T]](f *testing.F, raw func(*T) json.RawMessage, samples ...string) {
 	addSamples(f, samples...)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := decodeOne(b, "record", idOf)
+		v, err := decodeRecord[T, P](b, "record", nil)
 		if err != nil {
 			if v != nil {
 				t.Fatal("a record came back with an error")
 			}
 			return
 		}
-		checkWhole(t, v, idOf, raw)
+		checkWhole[T, P](t, v, raw)
 	})
 }
 
-// fuzzList checks decodeList for one record type.
-func fuzzList[T any](f *testing.F, idOf func(*T) int64, raw func(*T) json.RawMessage, samples ...string) {
+// fuzzList checks decodeRecords for one record type.
+func fuzzList[T any, P model[T]](f *testing.F, raw func(*T) json.RawMessage, samples ...string) {
 	addSamples(f, samples...)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		list, err := decodeList(b, "records", idOf)
+		list, err := decodeRecords[T, P](b, "records", nil)
 		if err != nil {
 			if list != nil {
 				t.Fatal("a list came back with an error")
 			}
 			return
 		}
+		ids := map[int64]bool{}
 		for i := range list {
-			checkWhole(t, &list[i], idOf, raw)
+			checkWhole[T, P](t, &list[i], raw)
+			if id, _ := P(&list[i]).key(); id != 0 {
+				if ids[id] {
+					t.Fatalf("id %d decoded twice", id)
+				}
+				ids[id] = true
+			}
 		}
 	})
 }
 
-func checkWhole[T any](t *testing.T, v *T, idOf func(*T) int64, raw func(*T) json.RawMessage) {
+func checkWhole[T any, P model[T]](t *testing.T, v *T, raw func(*T) json.RawMessage) {
 	t.Helper()
-	if idOf != nil && idOf(v) <= 0 {
+	if id, _ := P(v).key(); hasID[T]() && id <= 0 {
 		t.Fatalf("record without id: %+v", v)
 	}
 	r := raw(v)
 	if !json.Valid(r) {
 		t.Fatalf("Raw is not valid JSON: %q", r)
 	}
-	again, err := decodeOne(r, "record", idOf)
+	again, err := decodeRecord[T, P](r, "record", nil)
 	if err != nil {
 		t.Fatalf("Raw does not decode again: %v", err)
 	}
@@ -84,51 +91,64 @@ func checkWhole[T any](t *testing.T, v *T, idOf func(*T) int64, raw func(*T) jso
 }
 
 func FuzzDecodeJob(f *testing.F) {
-	fuzzOne(f, idOfJob, func(j *Job) json.RawMessage { return j.Raw }, "stats_page.json", "jobs_variants.json", "job_id_string.json")
+	fuzzOne(f, func(j *Job) json.RawMessage { return j.Raw }, "stats_page.json", "jobs_variants.json", "job_id_string.json")
 }
 
 func FuzzDecodeJobsPage(f *testing.F) {
-	fuzzList(f, idOfJob, func(j *Job) json.RawMessage { return j.Raw }, "stats_page.json", "jobs_variants.json", "stats_truncated.json", "stats_without_id.json")
+	fuzzList(f, func(j *Job) json.RawMessage { return j.Raw }, "stats_page.json", "jobs_variants.json", "stats_truncated.json", "stats_without_id.json")
 }
 
 func FuzzDecodeStream(f *testing.F) {
-	fuzzOne(f, idOfStream, func(s *Stream) json.RawMessage { return s.Raw }, "streams.json", "streams_variants.json")
+	fuzzOne(f, func(s *Stream) json.RawMessage { return s.Raw }, "streams.json", "streams_variants.json")
 }
 
 func FuzzDecodeStreams(f *testing.F) {
-	fuzzList(f, idOfStream, func(s *Stream) json.RawMessage { return s.Raw }, "streams.json", "streams_variants.json")
+	fuzzList(f, func(s *Stream) json.RawMessage { return s.Raw }, "streams.json", "streams_variants.json")
 }
 
 func FuzzDecodeWorkspace(f *testing.F) {
-	fuzzOne(f, idOfWorkspace, func(w *Workspace) json.RawMessage { return w.Raw }, "workspaces.json", "workspace_one.json")
+	fuzzOne(f, func(w *Workspace) json.RawMessage { return w.Raw }, "workspaces.json", "workspace_one.json")
 }
 
 func FuzzDecodeStreamStatus(f *testing.F) {
-	fuzzList(f, idOfStatus, func(s *StreamStatus) json.RawMessage { return s.Raw }, "stream_status_bulk.json")
+	fuzzList(f, func(s *StreamStatus) json.RawMessage { return s.Raw }, "stream_status_bulk.json")
 }
 
 func FuzzDecodeHarmonizedDimension(f *testing.F) {
-	fuzzOne(f, idOfHarmonized, func(h *HarmonizedDimension) json.RawMessage { return h.Raw }, "harmonized_dimensions.json")
+	fuzzOne(f, func(h *HarmonizedDimension) json.RawMessage { return h.Raw }, "harmonized_dimensions.json")
 }
 
 func FuzzDecodePattern(f *testing.F) {
-	fuzzOne(f, idOfPattern, func(p *Pattern) json.RawMessage { return p.Raw }, "patterns.json")
+	fuzzOne(f, func(p *Pattern) json.RawMessage { return p.Raw }, "patterns.json")
 }
 
 func FuzzDecodeCalculatedMeasurement(f *testing.F) {
-	fuzzOne(f, idOfCalc, func(m *CalculatedMeasurement) json.RawMessage { return m.Raw }, "calculated_measurements.json")
+	fuzzOne(f, func(m *CalculatedMeasurement) json.RawMessage { return m.Raw }, "calculated_measurements.json")
 }
 
 func FuzzDecodeConnector(f *testing.F) {
-	fuzzOne(f, idOfConnector, func(c *Connector) json.RawMessage { return c.Raw }, "connector.json")
+	fuzzOne(f, func(c *Connector) json.RawMessage { return c.Raw }, "connector.json")
 }
 
 func FuzzDecodeDashboardHierarchy(f *testing.F) {
-	fuzzOne(f, nil, func(d *DashboardHierarchy) json.RawMessage { return d.Raw }, "dashboards_hierarchy.json")
+	fuzzOne(f, func(d *DashboardHierarchy) json.RawMessage { return d.Raw }, "dashboards_hierarchy.json")
 }
 
 func FuzzDecodeQueryResult(f *testing.F) {
-	fuzzOne(f, nil, func(q *QueryResult) json.RawMessage { return q.Raw }, "query_response.json", "query_response_errors.json", "query_batch_response.json")
+	addSamples(f, "query_response.json", "query_response_errors.json", "query_batch_response.json")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q, err := decodeValue[QueryResult](b, "query result")
+		if err != nil {
+			return
+		}
+		if !json.Valid(q.Raw) {
+			t.Fatalf("Raw is not valid JSON: %q", q.Raw)
+		}
+		again, err := decodeValue[QueryResult](q.Raw, "query result")
+		if err != nil || dump(q) != dump(again) {
+			t.Fatalf("decoding Raw again: %v", err)
+		}
+	})
 }
 
 func FuzzDecodeFields(f *testing.F) {

@@ -22,30 +22,34 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // the facts file's "Sample JSON" blocks verbatim (workspaces, streams, …, dimensions)
 // plus variants for the shapes the facts file leaves open.
 var goldenDecoders = map[string]func([]byte) (any, error){
-	"workspaces.json":              func(b []byte) (any, error) { return decodeList(b, "workspaces", idOfWorkspace) },
-	"workspace_one.json":           func(b []byte) (any, error) { return decodeOne(b, "workspace", idOfWorkspace) },
-	"streams.json":                 func(b []byte) (any, error) { return decodeList(b, "data streams", idOfStream) },
-	"streams_variants.json":        func(b []byte) (any, error) { return decodeList(b, "data streams", idOfStream) },
-	"stream_status_bulk.json":      func(b []byte) (any, error) { return decodeList(b, "stream statuses", idOfStatus) },
-	"stats_page.json":              func(b []byte) (any, error) { return decodeList(b, "jobs", idOfJob) },
-	"jobs_variants.json":           func(b []byte) (any, error) { return decodeList(b, "jobs", idOfJob) },
-	"job_id_string.json":           func(b []byte) (any, error) { return decodeList(b, "jobs", idOfJob) },
-	"stats_truncated.json":         func(b []byte) (any, error) { return decodeList(b, "jobs", idOfJob) },
-	"stats_without_id.json":        func(b []byte) (any, error) { return decodeList(b, "jobs", idOfJob) },
-	"process_response.json":        func(b []byte) (any, error) { return decodeListOrOne(b, "created jobs", idOfJob) },
-	"rerun_response.json":          func(b []byte) (any, error) { return decodeListOrOne(b, "created jobs", idOfJob) },
-	"query_response.json":          func(b []byte) (any, error) { return decodeOne[QueryResult](b, "query result", nil) },
-	"query_response_errors.json":   func(b []byte) (any, error) { return decodeOne[QueryResult](b, "query result", nil) },
-	"query_batch_response.json":    func(b []byte) (any, error) { return decodeList[QueryResult](b, "query batch results", nil) },
-	"dimensions.json":              func(b []byte) (any, error) { return decodeFields(b, "dimensions") },
-	"dimensions_list.json":         func(b []byte) (any, error) { return decodeFields(b, "dimensions") },
-	"measurements.json":            func(b []byte) (any, error) { return decodeFields(b, "measurements") },
-	"mapping.json":                 func(b []byte) (any, error) { return decodeMapping(b, 3973838) },
-	"connector.json":               func(b []byte) (any, error) { return decodeOne(b, "connector", idOfConnector) },
-	"dashboards_hierarchy.json":    func(b []byte) (any, error) { return decodeOne[DashboardHierarchy](b, "hierarchy", nil) },
-	"harmonized_dimensions.json":   func(b []byte) (any, error) { return decodeList(b, "harmonized dimensions", idOfHarmonized) },
-	"patterns.json":                func(b []byte) (any, error) { return decodeList(b, "patterns", idOfPattern) },
-	"calculated_measurements.json": func(b []byte) (any, error) { return decodeList(b, "calculated measurements", idOfCalc) },
+	"workspaces.json":            func(b []byte) (any, error) { return decodeRecords[Workspace](b, "workspaces", nil) },
+	"workspace_one.json":         func(b []byte) (any, error) { return decodeRecord[Workspace](b, "workspace", nil) },
+	"streams.json":               func(b []byte) (any, error) { return decodeRecords[Stream](b, "data streams", nil) },
+	"streams_variants.json":      func(b []byte) (any, error) { return decodeRecords[Stream](b, "data streams", nil) },
+	"stream_status_bulk.json":    func(b []byte) (any, error) { return decodeRecords[StreamStatus](b, "stream statuses", nil) },
+	"stats_page.json":            func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
+	"jobs_variants.json":         func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
+	"job_id_string.json":         func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
+	"stats_truncated.json":       func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
+	"stats_without_id.json":      func(b []byte) (any, error) { return decodeRecords(b, "jobs", jobOf(0)) },
+	"process_response.json":      func(b []byte) (any, error) { return decodeRecordsOrOne(b, "created jobs", jobOf(0)) },
+	"rerun_response.json":        func(b []byte) (any, error) { return decodeRecordsOrOne(b, "created jobs", jobOf(0)) },
+	"query_response.json":        func(b []byte) (any, error) { return decodeValue[QueryResult](b, "query result") },
+	"query_response_errors.json": func(b []byte) (any, error) { return decodeValue[QueryResult](b, "query result") },
+	"query_batch_response.json":  func(b []byte) (any, error) { return decodeValues[QueryResult](b, "query batch results") },
+	"dimensions.json":            func(b []byte) (any, error) { return decodeFields(b, "dimensions") },
+	"dimensions_list.json":       func(b []byte) (any, error) { return decodeFields(b, "dimensions") },
+	"measurements.json":          func(b []byte) (any, error) { return decodeFields(b, "measurements") },
+	"mapping.json":               func(b []byte) (any, error) { return decodeMapping(b, 3973838) },
+	"connector.json":             func(b []byte) (any, error) { return decodeRecord[Connector](b, "connector", nil) },
+	"dashboards_hierarchy.json":  func(b []byte) (any, error) { return decodeRecord[DashboardHierarchy](b, "hierarchy", nil) },
+	"harmonized_dimensions.json": func(b []byte) (any, error) {
+		return decodeRecords[HarmonizedDimension](b, "harmonized dimensions", nil)
+	},
+	"patterns.json": func(b []byte) (any, error) { return decodeRecords[Pattern](b, "patterns", nil) },
+	"calculated_measurements.json": func(b []byte) (any, error) {
+		return decodeRecords[CalculatedMeasurement](b, "calculated measurements", nil)
+	},
 	"query_request.json": func(b []byte) (any, error) {
 		var q QueryRequest
 		if err := json.Unmarshal(b, &q); err != nil {
@@ -125,7 +129,7 @@ func TestGoldenInvariants(t *testing.T) {
 		}
 		return b
 	}
-	streams, err := decodeList(read("streams.json"), "s", idOfStream)
+	streams, err := decodeRecords[Stream](read("streams.json"), "s", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +137,7 @@ func TestGoldenInvariants(t *testing.T) {
 		s.CreateTime.Millis() != 1619827200000 || s.LastDataDate.String() != "2021-07-12" || s.ParentInstanceID != nil {
 		t.Errorf("streams.json decoded wrong: %+v", s)
 	}
-	variants, err := decodeList(read("streams_variants.json"), "s", idOfStream)
+	variants, err := decodeRecords[Stream](read("streams_variants.json"), "s", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,17 +155,17 @@ func TestGoldenInvariants(t *testing.T) {
 	if v2.LastRunStatus.Raw != nil || v2.LastRunStatus.Failed() {
 		t.Errorf("null lastRunStatus decoded wrong: %+v", v2.LastRunStatus)
 	}
-	if _, err := decodeList(read("stats_truncated.json"), "jobs", idOfJob); err == nil {
+	if _, err := decodeRecords(read("stats_truncated.json"), "jobs", jobOf(0)); err == nil {
 		t.Error("a truncated array decoded without error")
 	}
-	if _, err := decodeList(read("stats_without_id.json"), "jobs", idOfJob); err == nil {
+	if _, err := decodeRecords(read("stats_without_id.json"), "jobs", jobOf(0)); err == nil {
 		t.Error("a job without id decoded without error")
 	}
-	q, err := decodeOne[QueryResult](read("query_response_errors.json"), "q", nil)
+	q, err := decodeValue[QueryResult](read("query_response_errors.json"), "q")
 	if err != nil || !q.Failed() {
 		t.Errorf("query errors: %v %+v", err, q)
 	}
-	ok, err := decodeOne[QueryResult](read("query_response.json"), "q", nil)
+	ok, err := decodeValue[QueryResult](read("query_response.json"), "q")
 	if err != nil || ok.Failed() || len(ok.Rows) != 2 || string(ok.Rows[0][1]) != "184233" {
 		t.Errorf("query answer: %v %+v", err, ok)
 	}

@@ -26,7 +26,10 @@ const (
 
 // Page returns one page of a stream's jobs (stats). pageNumber is 1-based. The API caps
 // pageSize at an unknown maximum without saying so, and its order (ascending id within
-// a page in the one real sample; across pages unknown) is not relied on.
+// a page in the one real sample; across pages unknown) is not relied on. An answer
+// larger than pageSize records can be (see jobRecordCeiling) is a *BodyTooLargeError;
+// a page with an impossible record is a *RecordError, and one listing an id twice a
+// *DuplicateError, each inside a *DecodeError.
 //
 // Datorama API: POST /v1/data-streams/api/{id}/stats
 func (s *JobsService) Page(ctx context.Context, streamID int64, pageSize, pageNumber int) ([]Job, error) {
@@ -38,9 +41,10 @@ func (s *JobsService) Page(ctx context.Context, streamID int64, pageSize, pageNu
 		return nil, err
 	}
 	var out []Job
-	cl := &call{kind: Platform, method: http.MethodPost, route: newRoute("/v1/data-streams/api/{id}/stats", streamID), body: body, idempotent: true}
+	cl := &call{kind: Platform, method: http.MethodPost, route: newRoute("/v1/data-streams/api/{id}/stats", streamID), body: body, idempotent: true,
+		maxBody: pageBound(pageSize, jobRecordCeiling)}
 	err = s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeList(b, "jobs", idOfJob)
+		out, err = decodeRecords(b, "jobs", jobOf(streamID))
 		return err
 	})
 	if err != nil {
@@ -177,7 +181,7 @@ func (s *JobsService) Get(ctx context.Context, jobID int64) (*Job, error) {
 	var out *Job
 	cl := &call{kind: Platform, method: http.MethodGet, route: newRoute("/v1/data-stream-stat/{statId}", jobID), idempotent: true}
 	err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeOne(b, "job", idOfJob)
+		out, err = decodeRecord(b, "job", jobAnswer(jobID))
 		return err
 	})
 	if err != nil {
@@ -201,7 +205,7 @@ func (s *JobsService) Process(ctx context.Context, streamID int64, start, end Da
 		return nil, err
 	}
 	cl := &call{kind: Platform, method: http.MethodPost, route: newRoute("/v1/data-streams/{id}/process", streamID), body: body}
-	out, err := s.createJobs(ctx, cl)
+	out, err := s.createJobs(ctx, cl, streamID)
 	if err != nil {
 		return nil, fmt.Errorf("processing stream %d for %s..%s: %w", streamID, start, end, err)
 	}
@@ -231,7 +235,7 @@ func (s *JobsService) ProcessMany(ctx context.Context, streamIDs []int64, start,
 		return nil, err
 	}
 	cl := &call{kind: Platform, method: http.MethodPost, route: newRoute("/v1/data-streams/process"), body: body}
-	out, err := s.createJobs(ctx, cl)
+	out, err := s.createJobs(ctx, cl, 0)
 	if err != nil {
 		return nil, fmt.Errorf("processing %d streams for %s..%s: %w", len(streamIDs), start, end, err)
 	}
@@ -251,7 +255,7 @@ func (s *JobsService) Rerun(ctx context.Context, streamID int64, jobIDs []int64)
 		return nil, err
 	}
 	cl := &call{kind: Platform, method: http.MethodPost, route: newRoute("/v1/data-streams/api/{id}/rerun", streamID), body: body}
-	out, err := s.createJobs(ctx, cl)
+	out, err := s.createJobs(ctx, cl, streamID)
 	if err != nil {
 		return nil, fmt.Errorf("rerunning %d jobs of stream %d: %w", len(jobIDs), streamID, err)
 	}
@@ -263,7 +267,7 @@ func (s *JobsService) Rerun(ctx context.Context, streamID int64, jobIDs []int64)
 // Datorama API: POST /v1/data-streams/api/{id}/rerun-all
 func (s *JobsService) RerunAll(ctx context.Context, streamID int64) ([]Job, error) {
 	cl := &call{kind: Platform, method: http.MethodPost, route: newRoute("/v1/data-streams/api/{id}/rerun-all", streamID)}
-	out, err := s.createJobs(ctx, cl)
+	out, err := s.createJobs(ctx, cl, streamID)
 	if err != nil {
 		return nil, fmt.Errorf("rerunning all jobs of stream %d: %w", streamID, err)
 	}
@@ -271,17 +275,22 @@ func (s *JobsService) RerunAll(ctx context.Context, streamID int64) ([]Job, erro
 }
 
 // createJobs sends a job-creating call and reads its answer: an array of jobs, a single
-// job, or no body.
-func (s *JobsService) createJobs(ctx context.Context, cl *call) ([]Job, error) {
+// job, or no body. streamID, when not 0, is the one stream the jobs must belong to.
+func (s *JobsService) createJobs(ctx context.Context, cl *call, streamID int64) ([]Job, error) {
 	var out []Job
 	err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
 		if firstByte(b) == 0 {
 			return nil
 		}
-		out, err = decodeListOrOne(b, "created jobs", idOfJob)
+		out, err = decodeRecordsOrOne(b, "created jobs", jobOf(streamID))
 		return err
 	})
 	return out, err
+}
+
+// pageBound is the body bound of a request for n records of at most perRecord bytes.
+func pageBound(n int, perRecord int64) int64 {
+	return min(max(int64(n)*perRecord, minPageBody), maxPlatformBody)
 }
 
 func checkRange(start, end Date) error {

@@ -52,7 +52,7 @@ func (s *MetadataService) HarmonizedDimensions(ctx context.Context, wsID int64) 
 	var out []HarmonizedDimension
 	cl := &call{kind: Platform, method: http.MethodGet, route: newRoute("/v1/workspaces/{wsId}/harmonized-dimensions", wsID), idempotent: true}
 	err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeList(b, "harmonized dimensions", idOfHarmonized)
+		out, err = decodeRecords(b, "harmonized dimensions", inWorkspace(wsID, func(h *HarmonizedDimension) FlexInt64 { return h.WorkspaceID }))
 		return err
 	})
 	if err != nil {
@@ -68,7 +68,7 @@ func (s *MetadataService) Patterns(ctx context.Context, wsID int64) ([]Pattern, 
 	var out []Pattern
 	cl := &call{kind: Platform, method: http.MethodGet, route: newRoute("/v1/workspaces/{wsId}/patterns", wsID), idempotent: true}
 	err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeList(b, "patterns", idOfPattern)
+		out, err = decodeRecords(b, "patterns", inWorkspace(wsID, func(p *Pattern) FlexInt64 { return p.WorkspaceID }))
 		return err
 	})
 	if err != nil {
@@ -89,7 +89,7 @@ func (s *MetadataService) CreatePattern(ctx context.Context, body any) (*Pattern
 	var out *Pattern
 	cl := &call{kind: Platform, method: http.MethodPost, route: newRoute("/v1/harmonization/patterns"), body: b}
 	err = s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeOne(b, "created pattern", idOfPattern)
+		out, err = decodeRecord[Pattern](b, "created pattern", nil)
 		return err
 	})
 	if err != nil {
@@ -105,7 +105,7 @@ func (s *MetadataService) CalculatedMeasurements(ctx context.Context, wsID int64
 	var out []CalculatedMeasurement
 	cl := &call{kind: Platform, method: http.MethodGet, route: newRoute("/v1/workspaces/{wsId}/calculated-measurements", wsID), idempotent: true}
 	err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeList(b, "calculated measurements", idOfCalc)
+		out, err = decodeRecords(b, "calculated measurements", inWorkspace(wsID, func(m *CalculatedMeasurement) FlexInt64 { return m.WorkspaceID }))
 		return err
 	})
 	if err != nil {
@@ -126,7 +126,7 @@ func (s *MetadataService) CreateCalculatedMeasurement(ctx context.Context, wsID 
 	var out *CalculatedMeasurement
 	cl := &call{kind: Platform, method: http.MethodPost, route: newRoute("/v1/workspaces/{wsId}/calculated-measurements", wsID), body: b}
 	err = s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeOne(b, "created calculated measurement", idOfCalc)
+		out, err = decodeRecord(b, "created calculated measurement", inWorkspace(wsID, func(m *CalculatedMeasurement) FlexInt64 { return m.WorkspaceID }))
 		return err
 	})
 	if err != nil {

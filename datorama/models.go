@@ -1,9 +1,7 @@
 package datorama
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 )
 
 // Every model keeps the record exactly as the API sent it in Raw, so a field the API adds
@@ -186,140 +184,39 @@ type Widget struct {
 	DashboardID FlexInt64 `json:"dashboardId"`
 }
 
-// The decoders below keep a copy of the exact bytes in Raw.
+// Each model's UnmarshalJSON decodes its typed fields and keeps a private copy of the
+// exact bytes in Raw (see unmarshalModel). A record that is not a JSON object, or whose
+// typed fields do not decode, is an error: a half-decoded record must never reach the
+// store.
 
 func (w *Workspace) UnmarshalJSON(b []byte) error {
-	type plain Workspace
-	// The id is shadowed so that an id sent as a numeric string decodes too.
-	aux := struct {
-		*plain
-		ID FlexInt64 `json:"id"`
-	}{plain: (*plain)(w)}
-	if err := decodeKeepRaw(b, &aux, &w.Raw, "workspace"); err != nil {
-		return err
-	}
-	w.ID = int64(aux.ID)
-	return nil
+	return unmarshalModel[Workspace](w, b, "workspace")
 }
 
-func (s *Stream) UnmarshalJSON(b []byte) error {
-	type plain Stream
-	// The id is shadowed so that an id sent as a numeric string decodes too.
-	aux := struct {
-		*plain
-		ID FlexInt64 `json:"id"`
-	}{plain: (*plain)(s)}
-	if err := decodeKeepRaw(b, &aux, &s.Raw, "data stream"); err != nil {
-		return err
-	}
-	s.ID = int64(aux.ID)
-	return nil
-}
+func (s *Stream) UnmarshalJSON(b []byte) error { return unmarshalModel[Stream](s, b, "data stream") }
 
 func (s *StreamStatus) UnmarshalJSON(b []byte) error {
-	type plain StreamStatus
-	// The id is shadowed so that an id sent as a numeric string decodes too.
-	aux := struct {
-		*plain
-		ID FlexInt64 `json:"id"`
-	}{plain: (*plain)(s)}
-	if err := decodeKeepRaw(b, &aux, &s.Raw, "stream status"); err != nil {
-		return err
-	}
-	s.ID = int64(aux.ID)
-	return nil
+	return unmarshalModel[StreamStatus](s, b, "stream status")
 }
 
-func (j *Job) UnmarshalJSON(b []byte) error {
-	type plain Job
-	// The id is shadowed so that an id sent as a numeric string decodes too.
-	aux := struct {
-		*plain
-		ID FlexInt64 `json:"id"`
-	}{plain: (*plain)(j)}
-	if err := decodeKeepRaw(b, &aux, &j.Raw, "job"); err != nil {
-		return err
-	}
-	j.ID = int64(aux.ID)
-	return nil
-}
+func (j *Job) UnmarshalJSON(b []byte) error { return unmarshalModel[Job](j, b, "job") }
 
-func (f *Field) UnmarshalJSON(b []byte) error {
-	type plain Field
-	return decodeKeepRaw(b, (*plain)(f), &f.Raw, "field")
-}
+func (f *Field) UnmarshalJSON(b []byte) error { return unmarshalModel[Field](f, b, "field") }
 
 func (h *HarmonizedDimension) UnmarshalJSON(b []byte) error {
-	type plain HarmonizedDimension
-	// The id is shadowed so that an id sent as a numeric string decodes too.
-	aux := struct {
-		*plain
-		ID FlexInt64 `json:"id"`
-	}{plain: (*plain)(h)}
-	if err := decodeKeepRaw(b, &aux, &h.Raw, "harmonized dimension"); err != nil {
-		return err
-	}
-	h.ID = int64(aux.ID)
-	return nil
+	return unmarshalModel[HarmonizedDimension](h, b, "harmonized dimension")
 }
 
-func (p *Pattern) UnmarshalJSON(b []byte) error {
-	type plain Pattern
-	// The id is shadowed so that an id sent as a numeric string decodes too.
-	aux := struct {
-		*plain
-		ID FlexInt64 `json:"id"`
-	}{plain: (*plain)(p)}
-	if err := decodeKeepRaw(b, &aux, &p.Raw, "pattern"); err != nil {
-		return err
-	}
-	p.ID = int64(aux.ID)
-	return nil
-}
+func (p *Pattern) UnmarshalJSON(b []byte) error { return unmarshalModel[Pattern](p, b, "pattern") }
 
 func (c *CalculatedMeasurement) UnmarshalJSON(b []byte) error {
-	type plain CalculatedMeasurement
-	// The id is shadowed so that an id sent as a numeric string decodes too.
-	aux := struct {
-		*plain
-		ID FlexInt64 `json:"id"`
-	}{plain: (*plain)(c)}
-	if err := decodeKeepRaw(b, &aux, &c.Raw, "calculated measurement"); err != nil {
-		return err
-	}
-	c.ID = int64(aux.ID)
-	return nil
+	return unmarshalModel[CalculatedMeasurement](c, b, "calculated measurement")
 }
 
 func (c *Connector) UnmarshalJSON(b []byte) error {
-	type plain Connector
-	// The id is shadowed so that an id sent as a numeric string decodes too.
-	aux := struct {
-		*plain
-		ID FlexInt64 `json:"id"`
-	}{plain: (*plain)(c)}
-	if err := decodeKeepRaw(b, &aux, &c.Raw, "connector"); err != nil {
-		return err
-	}
-	c.ID = int64(aux.ID)
-	return nil
+	return unmarshalModel[Connector](c, b, "connector")
 }
 
 func (d *DashboardHierarchy) UnmarshalJSON(b []byte) error {
-	type plain DashboardHierarchy
-	return decodeKeepRaw(b, (*plain)(d), &d.Raw, "dashboards hierarchy")
-}
-
-// decodeKeepRaw decodes an object into v and keeps a private copy of b in raw. A record
-// that is not a JSON object, or whose typed fields do not decode, is an error: a
-// half-decoded record must never reach the store.
-func decodeKeepRaw(b []byte, v any, raw *json.RawMessage, what string) error {
-	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
-		return fmt.Errorf("decoding %s: want a JSON object, got %s", what, truncate(t, 40))
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decoding %s: %w", what, err)
-	}
-	*raw = append(json.RawMessage(nil), b...)
-	return nil
+	return unmarshalModel[DashboardHierarchy](d, b, "dashboards hierarchy")
 }

@@ -155,7 +155,7 @@ func (s *QueryService) Run(ctx context.Context, q QueryRequest, useSystemNames b
 	var out *QueryResult
 	cl := &call{kind: Query, method: http.MethodPost, route: newRoute("/v1/query"), query: qv, body: body, ws: q.WorkspaceID, idempotent: true}
 	err = s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeOne[QueryResult](b, "query result", nil)
+		out, err = decodeValue[QueryResult](b, "query result")
 		return err
 	})
 	if err != nil {
@@ -183,7 +183,7 @@ func (s *QueryService) Batch(ctx context.Context, qs []QueryRequest) ([]QueryRes
 	var out []QueryResult
 	cl := &call{kind: Query, method: http.MethodPost, route: newRoute("/v1/query-batch"), body: body, ws: qs[0].WorkspaceID, idempotent: true}
 	err = s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeList[QueryResult](b, "query batch results", nil)
+		out, err = decodeValues[QueryResult](b, "query batch results")
 		if err == nil && len(out) != len(qs) {
 			err = fmt.Errorf("query batch: %d results for %d queries", len(out), len(qs))
 		}

@@ -148,19 +148,35 @@ func TestRateWait(t *testing.T) {
 	}
 }
 
+// TestBackoffBounded: the n-th retry waits a random time in the written-out window
+// [d/2, d] where d doubles from 500ms and stops at 30s, and the jitter spreads over the
+// window rather than sitting at one end.
 func TestBackoffBounded(t *testing.T) {
-	prevMax := time.Duration(0)
-	for n := 1; n <= 12; n++ {
-		hi := min(500*time.Millisecond<<(n-1), 30*time.Second)
-		for range 50 {
-			d := backoff(n)
-			if d < hi/2 || d > hi {
-				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", n, d, hi/2, hi)
+	ms := time.Millisecond
+	for _, tt := range []struct {
+		n      int
+		lo, hi time.Duration
+	}{
+		{1, 250 * ms, 500 * ms},
+		{2, 500 * ms, time.Second},
+		{3, time.Second, 2 * time.Second},
+		{4, 2 * time.Second, 4 * time.Second},
+		{6, 8 * time.Second, 16 * time.Second},
+		{7, 15 * time.Second, 30 * time.Second}, // 32s capped at 30s
+		{12, 15 * time.Second, 30 * time.Second},
+		{100, 15 * time.Second, 30 * time.Second},
+	} {
+		var low, high bool
+		for range 400 {
+			d := backoff(tt.n)
+			if d < tt.lo || d > tt.hi {
+				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", tt.n, d, tt.lo, tt.hi)
 			}
+			mid := tt.lo + (tt.hi-tt.lo)/2
+			low, high = low || d < mid, high || d > mid
 		}
-		if hi < prevMax {
-			t.Fatalf("backoff shrank at %d", n)
+		if !low || !high {
+			t.Errorf("backoff(%d): 400 draws all in one half of [%v, %v]; no jitter", tt.n, tt.lo, tt.hi)
 		}
-		prevMax = hi
 	}
 }

@@ -69,21 +69,21 @@ func decodeTruth(t *testing.T, tr sim.Truth) *truthOf {
 	t.Helper()
 	out := &truthOf{raw: tr, workspaces: map[int64]Workspace{}, streams: map[int64]Stream{}, jobs: map[int64][]Job{}, jobByID: map[int64]Job{}}
 	for _, r := range tr.Workspaces {
-		w, err := decodeOne(r, "truth workspace", idOfWorkspace)
+		w, err := decodeRecord[Workspace](r, "truth workspace", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out.workspaces[w.ID] = *w
 	}
 	for _, r := range tr.Streams {
-		s, err := decodeOne(r, "truth stream", idOfStream)
+		s, err := decodeRecord[Stream](r, "truth stream", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out.streams[s.ID] = *s
 	}
 	for _, r := range tr.Jobs {
-		j, err := decodeOne(r, "truth job", idOfJob)
+		j, err := decodeRecord(r, "truth job", jobOf(0))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,16 +369,16 @@ func TestSimulatorReads(t *testing.T) {
 	}
 	listStep("MetadataService.HarmonizedDimensions",
 		func(ws int64) (any, error) { return e.c.Metadata.HarmonizedDimensions(ctx, ws) },
-		func(b []byte) (any, error) { return decodeList(b, "h", idOfHarmonized) }, tr.raw.HarmonizedDimensions)
+		func(b []byte) (any, error) { return decodeRecords[HarmonizedDimension](b, "h", nil) }, tr.raw.HarmonizedDimensions)
 	listStep("MetadataService.Patterns",
 		func(ws int64) (any, error) { return e.c.Metadata.Patterns(ctx, ws) },
-		func(b []byte) (any, error) { return decodeList(b, "p", idOfPattern) }, tr.raw.Patterns)
+		func(b []byte) (any, error) { return decodeRecords[Pattern](b, "p", nil) }, tr.raw.Patterns)
 	listStep("MetadataService.CalculatedMeasurements",
 		func(ws int64) (any, error) { return e.c.Metadata.CalculatedMeasurements(ctx, ws) },
-		func(b []byte) (any, error) { return decodeList(b, "c", idOfCalc) }, tr.raw.CalculatedMeasurements)
+		func(b []byte) (any, error) { return decodeRecords[CalculatedMeasurement](b, "c", nil) }, tr.raw.CalculatedMeasurements)
 	listStep("DashboardsService.Hierarchy",
 		func(ws int64) (any, error) { return e.c.Dashboards.Hierarchy(ctx, ws) },
-		func(b []byte) (any, error) { return decodeOne[DashboardHierarchy](b, "d", nil) }, tr.raw.Dashboards)
+		func(b []byte) (any, error) { return decodeRecord[DashboardHierarchy](b, "d", nil) }, tr.raw.Dashboards)
 	step("ConnectorsService.Get", func(t *testing.T) {
 		if len(tr.raw.Connectors) == 0 {
 			t.Fatal("no connectors in the truth")
@@ -598,7 +598,7 @@ func TestSimulatorChanges(t *testing.T) {
 		}
 	})
 	step("MetadataService.CreatePattern", func(t *testing.T) {
-		hs, err := decodeList(tr.raw.HarmonizedDimensions[strconv.FormatInt(ws, 10)], "h", idOfHarmonized)
+		hs, err := decodeRecords[HarmonizedDimension](tr.raw.HarmonizedDimensions[strconv.FormatInt(ws, 10)], "h", nil)
 		if err != nil || len(hs) == 0 {
 			t.Fatalf("no harmonized dimension: %v", err)
 		}
@@ -836,8 +836,10 @@ func TestSimulatorFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newSim(t, sim.Options{Workspaces: 2, Streams: 10, JobsPerStream: 14,
-				Faults: sim.Faults{Rates: tt.rates, SlowDelay: time.Second, OnlyReads: true}}, false,
-				withOpts(WithTimeout(150*time.Millisecond), WithRetries(6)))
+				// A slow answer is held until the client gives up; the attempt timeout
+				// leaves room for a good answer on a loaded machine.
+				Faults: sim.Faults{Rates: tt.rates, SlowDelay: time.Hour, OnlyReads: true}}, false,
+				withOpts(WithTimeout(time.Second), WithRetries(6)))
 			tr := decodeTruth(t, e.s.Truth())
 			t.Cleanup(func() {
 				if t.Failed() {
@@ -928,4 +930,78 @@ func crawlEqualsTruth(t *testing.T, e *simEnv, tr *truthOf, pageSize int) {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// TestSimulatorHostileListings: the simulator's hostile listings, over real HTTP, are
+// refused with the typed errors, and a huge stats page with a *BodyTooLargeError; a
+// page as large as its bound allows is read.
+func TestSimulatorHostileListings(t *testing.T) {
+	ctx := t.Context()
+	firstStream := func(e *simEnv) int64 {
+		return decodeTruth(t, e.s.Truth()).streamIDs(decodeTruth(t, e.s.Truth()).workspaceIDs()[0])[0]
+	}
+	for _, tt := range []struct {
+		kind, path string
+		call       func(e *simEnv) error
+		check      func(error) bool
+	}{
+		{sim.FaultDupID, "/v1/workspaces/*/data-streams", func(e *simEnv) error {
+			_, err := e.c.Streams.List(ctx, decodeTruth(t, e.s.Truth()).workspaceIDs()[0])
+			return err
+		}, func(err error) bool {
+			var de *DuplicateError
+			return errors.As(err, &de) && de.First == 0 && de.Second == 1
+		}},
+		{sim.FaultSameID, "/v1/data-streams/api/*/stats", func(e *simEnv) error {
+			_, err := e.c.Jobs.Page(ctx, firstStream(e), 5, 1)
+			return err
+		}, func(err error) bool { var de *DuplicateError; return errors.As(err, &de) && de.Second == 1 }},
+		{sim.FaultNegID, "/v1/workspaces", func(e *simEnv) error {
+			_, err := e.c.Workspaces.List(ctx)
+			return err
+		}, func(err error) bool {
+			var re *RecordError
+			return errors.As(err, &re) && re.Field == "id" && strings.HasPrefix(re.Value, "-")
+		}},
+		{sim.FaultNullStatus, "/v1/data-streams/api/*/stats", func(e *simEnv) error {
+			_, err := e.c.Jobs.Page(ctx, firstStream(e), 5, 1)
+			return err
+		}, func(err error) bool {
+			var re *RecordError
+			return errors.As(err, &re) && re.Index == 0 && re.Field == "status" && re.Value == "null" && re.ID > 0
+		}},
+		{sim.FaultDupID, "/v1/workspaces/*/measurements", func(e *simEnv) error {
+			_, err := e.c.Metadata.Measurements(ctx, decodeTruth(t, e.s.Truth()).workspaceIDs()[0], "")
+			return err
+		}, func(err error) bool { var de *DuplicateError; return errors.As(err, &de) && de.Key != "" }},
+	} {
+		t.Run(tt.kind+" "+tt.path, func(t *testing.T) {
+			e := newSim(t, sim.Options{Workspaces: 2, Streams: 6, JobsPerStream: 10,
+				Faults: sim.Faults{Rates: map[string]float64{tt.kind: 1}, Path: tt.path}}, false)
+			if err := tt.call(e); !tt.check(err) {
+				t.Errorf("got %v", err)
+			}
+			if e.s.Calls().Faults[tt.kind] != 1 || e.s.Calls().Total != 1 {
+				t.Errorf("calls %+v: want one hostile answer and no second request", e.s.Calls())
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name  string
+		bytes int
+		ok    bool
+	}{{"under the bound", minPageBody - 64<<10, true}, {"over the bound", 3 << 20, false}} {
+		t.Run("hugepage "+tt.name, func(t *testing.T) {
+			e := newSim(t, sim.Options{Workspaces: 1, Streams: 2, JobsPerStream: 10,
+				Faults: sim.Faults{Rates: map[string]float64{sim.FaultHugePage: 1}, HugePageBytes: tt.bytes}}, false)
+			jobs, err := e.c.Jobs.Page(ctx, firstStream(e), 5, 1) // bound: minPageBody
+			var tl *BodyTooLargeError
+			switch {
+			case tt.ok && (err != nil || len(jobs) != 5 || len(jobs[0].ProcessLog) < 100<<10):
+				t.Errorf("a page under the bound: %d jobs, %v", len(jobs), err)
+			case !tt.ok && (!errors.As(err, &tl) || tl.Limit != minPageBody || tl.Size <= minPageBody):
+				t.Errorf("want a *BodyTooLargeError at %d bytes, got %v", minPageBody, err)
+			}
+		})
+	}
 }

@@ -24,7 +24,7 @@ func (s *StreamsService) List(ctx context.Context, wsID int64) ([]Stream, error)
 	var out []Stream
 	cl := &call{kind: Platform, method: http.MethodGet, route: newRoute("/v1/workspaces/{wsId}/data-streams", wsID), idempotent: true}
 	err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeList(b, "data streams", idOfStream)
+		out, err = decodeRecords(b, "data streams", streamIn(wsID, 0))
 		return err
 	})
 	if err != nil {
@@ -40,7 +40,7 @@ func (s *StreamsService) Get(ctx context.Context, id int64) (*Stream, error) {
 	var out *Stream
 	cl := &call{kind: Platform, method: http.MethodGet, route: newRoute("/v1/data-streams/{id}", id), idempotent: true}
 	err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeOne(b, "data stream", idOfStream)
+		out, err = decodeRecord(b, "data stream", streamIn(0, id))
 		return err
 	})
 	if err != nil {
@@ -57,7 +57,7 @@ func (s *StreamsService) GetInWorkspace(ctx context.Context, wsID, id int64) (*S
 	var out *Stream
 	cl := &call{kind: Platform, method: http.MethodGet, route: newRoute("/v1/workspaces/{wsId}/data-streams/{id}", wsID, id), idempotent: true}
 	err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeOneOrList(b, "data stream", idOfStream)
+		out, err = decodeRecordOrList(b, "data stream", streamIn(wsID, id))
 		return err
 	})
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *StreamsService) Create(ctx context.Context, body any) (*Stream, error) 
 	var out *Stream
 	cl := &call{kind: Platform, method: http.MethodPost, route: newRoute("/v1/data-streams"), body: b}
 	err = s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeOne(b, "created data stream", idOfStream)
+		out, err = decodeRecord[Stream](b, "created data stream", nil)
 		return err
 	})
 	if err != nil {
@@ -133,7 +133,7 @@ func (s *StreamsService) write(ctx context.Context, method string, id int64, bod
 		if firstByte(b) == 0 {
 			return nil
 		}
-		out, err = decodeOne(b, "data stream", idOfStream)
+		out, err = decodeRecord(b, "data stream", streamIn(0, id))
 		return err
 	})
 	return out, err
@@ -165,10 +165,10 @@ func (s *StreamsService) BulkStatus(ctx context.Context, wsID int64, ids []int64
 			parts[i] = strconv.FormatInt(id, 10)
 		}
 		cl := &call{kind: Platform, method: http.MethodGet, route: newRoute("/v1/workspaces/{wsId}/data-streams/status/bulk", wsID),
-			query: url.Values{"ids": {strings.Join(parts, ",")}}, idempotent: true}
+			query: url.Values{"ids": {strings.Join(parts, ",")}}, idempotent: true, maxBody: pageBound(len(chunk), statusRecordCeiling)}
 		var page []StreamStatus
 		err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-			page, err = decodeList(b, "stream statuses", idOfStatus)
+			page, err = decodeRecords[StreamStatus](b, "stream statuses", nil)
 			return err
 		})
 		if err != nil {

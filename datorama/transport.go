@@ -38,6 +38,20 @@ type call struct {
 	// goneOK makes a 404 that follows an attempt which may have taken effect a success:
 	// a retried DELETE finds the record already gone.
 	goneOK bool
+	// maxBody bounds the answer's body; 0 means the default of the call's kind (see
+	// bodyLimit).
+	maxBody int64
+}
+
+// bodyLimit is the most bytes cl's answer may have.
+func (cl *call) bodyLimit() int64 {
+	switch {
+	case cl.maxBody > 0:
+		return cl.maxBody
+	case cl.kind == Query:
+		return maxQueryBody
+	}
+	return maxPlatformBody
 }
 
 // mutates reports whether the request changes state. Idempotent writes (PUT, PATCH,
@@ -477,18 +491,22 @@ func (c *Client) scrub(s, token string) string {
 	return s
 }
 
-// jsonHandler reads a 2xx JSON body, bounded, and hands it to decode. A body that is
-// HTML, or that decode rejects, fails the attempt as unreadable.
+// jsonHandler reads a 2xx JSON body, bounded by bodyLimit, and hands it to decode. A
+// body that is HTML, or that decode cannot read, fails the attempt as unreadable (a
+// transient failure); one whose records decode refuses (an impossible record, a repeated
+// id) fails a read for good, since the same request gets the same records.
 func (c *Client) jsonHandler(cl *call, decode func(body []byte) error) handler {
 	return func(resp *http.Response, o *outcome, a *attemptInfo) {
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody+1))
+		limit := cl.bodyLimit()
+		body, err := readBounded(resp.Body, resp.ContentLength, limit)
 		if err != nil {
+			var tl *BodyTooLargeError
+			if errors.As(err, &tl) {
+				tl.Method, tl.PathTemplate = cl.method, cl.route.tmpl
+				o.class, o.err = failPermanent, tl
+				return
+			}
 			o.class, o.err = failTransport, fmt.Errorf("reading the answer: %w", err)
-			return
-		}
-		if len(body) > maxJSONBody {
-			o.class, o.err = failPermanent, &DecodeError{Status: resp.StatusCode, Method: cl.method, PathTemplate: cl.route.tmpl,
-				Err: fmt.Errorf("answer larger than %d bytes", maxJSONBody)}
 			return
 		}
 		err = checkJSONAnswer(resp.Header, body)
@@ -498,10 +516,46 @@ func (c *Client) jsonHandler(cl *call, decode func(body []byte) error) handler {
 		if err == nil {
 			return
 		}
-		o.class = failDecode
-		o.err = &DecodeError{Status: resp.StatusCode, Method: cl.method, PathTemplate: cl.route.tmpl,
-			Err: err, Snippet: c.snippet(body, a.token)}
+		de := &DecodeError{Status: resp.StatusCode, Method: cl.method, PathTemplate: cl.route.tmpl, Err: err}
+		o.class, o.err = failDecode, de
+		if re := (*RecordError)(nil); errors.As(err, &re) {
+			re.scrub(a.token, c.token)
+		}
+		if refused(err) {
+			if !cl.mutates() {
+				o.class = failPermanent
+			}
+			return
+		}
+		de.Snippet = c.snippet(body, a.token)
 	}
+}
+
+// readBounded reads a body of at most limit bytes. A body announced larger is refused
+// unread; one of known length is read into one buffer of that length, so decoding works
+// on the only copy there is.
+func readBounded(r io.Reader, contentLength, limit int64) ([]byte, error) {
+	if contentLength > limit {
+		return nil, &BodyTooLargeError{Limit: limit, Size: contentLength}
+	}
+	if contentLength >= 0 {
+		buf := make([]byte, contentLength)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		return buf, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > limit {
+		return nil, &BodyTooLargeError{Limit: limit, Size: -1}
+	}
+	return body, nil
 }
 
 var errHTMLAnswer = errors.New("an HTML page instead of JSON")

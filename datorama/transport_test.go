@@ -135,8 +135,9 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 		{"malformed JSON", answer(200, `[{"id": 27405,, }]`), 200, nil},
 		{"null instead of a list", answer(200, `null`), 200, nil},
 		{"empty body", answer(200, ``), 200, nil},
-		{"record without id", answer(200, `[{"name": "ghost"}]`), 200, nil},
-		{"timeout", stall, 0, []Option{WithTimeout(200 * time.Millisecond)}},
+		// The stall ends when the attempt's timeout does; the timeout is long enough for
+		// the good answer that follows to arrive on a loaded machine.
+		{"timeout", stall, 0, []Option{WithTimeout(2 * time.Second)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -401,10 +402,27 @@ func Test429WithAGateDoesNotWaitTwice(t *testing.T) {
 	reset := testStart.Add(time.Minute)
 	s := newScript(answerWith(429, rateHeaders(0, 500, reset, reset.Add(time.Hour)), "Too Many Requests"), answer(200, twoWorkspaces))
 	env := newEnv(t, serve(t, s), withCountingGate(), withoutAutoAdvance())
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if _, err := env.c.Workspaces.List(ctx); err != nil {
-		t.Fatal(err)
+	done := make(chan error, 1)
+	go func() { _, err := env.c.Workspaces.List(t.Context()); done <- err }()
+	// The call ends, or the client starts a timer on its clock: it sleeps on top of the
+	// gate. The deadline only bounds a hang of something else.
+	deadline := time.Now().Add(time.Minute)
+	for waiting := true; waiting; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			waiting = false
+		default:
+			if env.clk.Pending() > 0 {
+				t.Fatal("the client set a timer on its clock after the gate heard the 429")
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the call did not end")
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 	calls, statuses := env.gate.seen()
 	if !slices.Equal(statuses, []int{429, 200}) || len(calls) != 2 {
@@ -435,8 +453,12 @@ func TestCancelDuringBackoff(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() { _, err := env.c.Workspaces.List(ctx); errc <- err }()
-	deadline := time.Now().Add(5 * time.Second)
-	for env.clk.Pending() == 0 && time.Now().Before(deadline) {
+	// Wait for the backoff's timer; the deadline only bounds a hang.
+	deadline := time.Now().Add(time.Minute)
+	for env.clk.Pending() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the client never started its backoff")
+		}
 		time.Sleep(time.Millisecond)
 	}
 	cancel()

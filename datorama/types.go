@@ -3,7 +3,9 @@ package datorama
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -31,26 +33,24 @@ func (t Timestamp) MarshalJSON() ([]byte, error) {
 	return strconv.AppendInt(nil, t.UnixMilli(), 10), nil
 }
 
-// UnmarshalJSON accepts a number (possibly with a fraction) or a numeric string.
+// UnmarshalJSON accepts an integer number of milliseconds (a JSON number, or a numeric
+// string as some ids are sent), or null. A time that is not a whole number of
+// milliseconds, or is negative, is refused: no source shows one, and storing a rounded
+// or clamped instant would store a value the API did not send.
 func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
-	if len(b) == 0 || string(b) == "null" {
+	if string(b) == "null" {
 		*t = Timestamp{}
 		return nil
 	}
-	s := strings.Trim(string(b), `"`)
-	if s == "" {
-		*t = Timestamp{}
-		return nil
-	}
-	f, err := strconv.ParseFloat(s, 64)
+	v, err := parseInteger(b)
 	if err != nil {
-		return fmt.Errorf("epoch milliseconds: %q is not a number", s)
+		return fmt.Errorf("epoch milliseconds: %w", err)
 	}
-	if f < -1e15 || f > 1e15 {
-		return fmt.Errorf("epoch milliseconds: %q out of range", s)
+	if v < 0 || v > 1e15 {
+		return errors.New("epoch milliseconds: want a whole number from 0 to 10^15")
 	}
-	*t = Timestamp{time.UnixMilli(int64(f)).UTC()}
+	*t = Timestamp{time.UnixMilli(v).UTC()}
 	return nil
 }
 
@@ -94,29 +94,59 @@ func (d Date) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON accepts "yyyy-MM-dd", and also a leading date with a time part such as
-// "2021-06-04 00:00:00.0" (seen in Query API answers).
+// "2021-06-04 00:00:00.0" (seen in Query API answers), or null. Anything else, the empty
+// string included, is refused.
 func (d *Date) UnmarshalJSON(b []byte) error {
-	if string(bytes.TrimSpace(b)) == "null" {
+	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
 		*d = Date{}
 		return nil
 	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("date: want a yyyy-MM-dd string, got %s", truncate(b, 40))
-	}
-	if s == "" {
-		*d = Date{}
-		return nil
-	}
-	if len(s) > 10 && (s[10] == ' ' || s[10] == 'T') {
-		s = s[:10]
-	}
-	v, err := ParseDate(s)
-	if err != nil {
-		return err
+	v, ok := parseDateJSON(b)
+	if !ok {
+		return errors.New("date: want a yyyy-MM-dd string or null")
 	}
 	*d = v
 	return nil
+}
+
+// parseDateJSON parses a JSON string holding yyyy-MM-dd, optionally followed by a time
+// part after ' ' or 'T', without allocating.
+func parseDateJSON(b []byte) (Date, bool) {
+	if len(b) < 12 || b[0] != '"' || b[len(b)-1] != '"' {
+		return Date{}, false
+	}
+	s := b[1 : len(b)-1]
+	if len(s) > 10 {
+		if s[10] != ' ' && s[10] != 'T' || bytes.IndexByte(s, '\\') >= 0 {
+			return Date{}, false
+		}
+		s = s[:10]
+	}
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return Date{}, false
+	}
+	num := func(p []byte) (int, bool) {
+		n := 0
+		for _, c := range p {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	y, ok1 := num(s[:4])
+	m, ok2 := num(s[5:7])
+	dd, ok3 := num(s[8:10])
+	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || dd < 1 {
+		return Date{}, false
+	}
+	t := time.Date(y, time.Month(m), dd, 0, 0, 0, 0, time.UTC)
+	if t.Day() != dd { // 2021-02-30 normalises into March
+		return Date{}, false
+	}
+	return Date{t}, true
 }
 
 // RunStatus is a stream's lastRunStatus. The facts file does not settle its type: one
@@ -173,15 +203,15 @@ func (r *RunStatus) UnmarshalJSON(b []byte) error {
 	case 't', 'f':
 		var v bool
 		if err := json.Unmarshal(b, &v); err != nil {
-			return fmt.Errorf("lastRunStatus: %s", truncate(b, 40))
+			return errors.New("lastRunStatus: want a boolean or a string")
 		}
 		r.Bool = &v
 	case '"':
 		if err := json.Unmarshal(b, &r.String); err != nil {
-			return fmt.Errorf("lastRunStatus: %s", truncate(b, 40))
+			return errors.New("lastRunStatus: want a boolean or a string")
 		}
 	default:
-		return fmt.Errorf("lastRunStatus: want a boolean or a string, got %s", truncate(b, 40))
+		return errors.New("lastRunStatus: want a boolean or a string")
 	}
 	return nil
 }
@@ -189,22 +219,68 @@ func (r *RunStatus) UnmarshalJSON(b []byte) error {
 // FlexInt64 decodes an id or count sent as a number or a numeric string ("27405").
 type FlexInt64 int64
 
+// UnmarshalJSON accepts an integer (a JSON number, or a string holding one) or null
+// (0). A fraction, an empty string or anything else is refused.
 func (f *FlexInt64) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(bytes.TrimSpace(b)), `"`)
-	if s == "" || s == "null" {
+	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
 		*f = 0
 		return nil
 	}
-	v, err := strconv.ParseInt(s, 10, 64)
+	v, err := parseInteger(b)
 	if err != nil {
-		fv, ferr := strconv.ParseFloat(s, 64)
-		if ferr != nil || fv != float64(int64(fv)) {
-			return fmt.Errorf("want an integer, got %s", truncate(b, 40))
-		}
-		v = int64(fv)
+		return err
 	}
 	*f = FlexInt64(v)
 	return nil
+}
+
+// errNotInteger names no value: the value may come from a hostile answer, and a
+// *RecordError shows it scrubbed of tokens.
+var errNotInteger = errors.New("want an integer")
+
+// parseInteger reads an integer from a JSON number or a JSON string holding one. A
+// number written with a zero fraction or an exponent (1.6e12) is accepted when its value
+// is a whole number. It allocates only on the error path.
+func parseInteger(b []byte) (int64, error) {
+	s := b
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	if len(s) == 0 || len(s) > 40 {
+		return 0, errNotInteger
+	}
+	neg := s[0] == '-'
+	digits := s
+	if neg {
+		digits = s[1:]
+	}
+	var v int64
+	plain := len(digits) > 0 && len(digits) <= 18
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			plain = false
+			break
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if plain {
+		if neg {
+			v = -v
+		}
+		return v, nil
+	}
+	if len(bytes.Trim(s, "0123456789+-.eE")) > 0 {
+		return 0, errNotInteger
+	}
+	if iv, err := strconv.ParseInt(string(s), 10, 64); err == nil {
+		return iv, nil
+	}
+	fv, err := strconv.ParseFloat(string(s), 64)
+	if err != nil || fv != math.Trunc(fv) || math.Abs(fv) > 1<<53 {
+		return 0, errNotInteger
+	}
+	return int64(fv), nil
 }
 
 func truncate(b []byte, n int) string {

@@ -14,7 +14,7 @@ func (s *WorkspacesService) List(ctx context.Context) ([]Workspace, error) {
 	var out []Workspace
 	cl := &call{kind: Platform, method: http.MethodGet, route: newRoute("/v1/workspaces"), idempotent: true}
 	err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeList(b, "workspaces", idOfWorkspace)
+		out, err = decodeRecords[Workspace](b, "workspaces", nil)
 		return err
 	})
 	if err != nil {
@@ -30,7 +30,7 @@ func (s *WorkspacesService) Get(ctx context.Context, id int64) (*Workspace, erro
 	var out *Workspace
 	cl := &call{kind: Platform, method: http.MethodGet, route: newRoute("/v1/workspaces/{wsId}", id), idempotent: true}
 	err := s.c.doJSON(ctx, cl, func(b []byte) (err error) {
-		out, err = decodeOne(b, "workspace", idOfWorkspace)
+		out, err = decodeRecord(b, "workspace", workspaceAnswer(id))
 		return err
 	})
 	if err != nil {

@@ -20,7 +20,8 @@ import (
 //	GET    /_sim/time               {"now": epoch ms, "time": RFC 3339}
 //	POST   /_sim/advance?by=90m     advance the clock (manual or offset clocks only)
 //	GET    /_sim/faults             the fault configuration
-//	POST   /_sim/faults             set it: body (or ?set=) in ParseFaults form; empty = none
+//	POST   /_sim/faults             set it: body (or ?set=) in ParseFaults form, e.g.
+//	                                dupid=1,path=/v1/workspaces/*/data-streams; empty = none
 //	POST   /_sim/run?ids=1,2        start a scheduled-style run on these streams now
 //	POST   /_sim/mutate             one edit, JSON {"op": …}; see mutateRequest
 func (s *Sim) controlRoutes() *http.ServeMux {

@@ -25,4 +25,16 @@
 //     days covered by SUCCESS jobs (Truth.DailyRows).
 //   - Token visibility: a workspace a token cannot see answers 403 on workspace-scoped
 //     paths; streams and jobs of such a workspace answer 404, as if they did not exist.
+//
+// Faults (Options.Faults, SetFaults, POST /_sim/faults, `drextract sim --faults`) come in
+// two families. FaultKinds fail in transport or paging (5xx, slow answers, resets,
+// truncated or malformed JSON, HTML pages, 429 storms, repeated or empty stats pages)
+// and a client gets past them by retrying. HostileKinds answer 200 with well-formed but
+// impossible listings, which a client must refuse: dupid (the second record carries the
+// first one's id, or system name for dimensions and measurements), sameid (every record
+// does), negid (the last record's id negated), nullstatus (a job whose status is null)
+// and hugepage (a stats page padded to Faults.HugePageBytes, 240 MiB by default).
+// "all=RATE" sets only FaultKinds. Faults.Path (path=PATTERN) keeps faults to the
+// requests whose path matches, e.g. path=/v1/workspaces/*/data-streams. Hostile answers
+// never change the account or its truth.
 package sim

@@ -1,17 +1,30 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 )
+
+// waitFor polls cond until it holds; the deadline only bounds a hang.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 func TestParseFaults(t *testing.T) {
 	for _, tc := range []struct {
@@ -34,6 +47,14 @@ func TestParseFaults(t *testing.T) {
 		{in: "http500=2", wantErr: "from 0 to 1"},
 		{in: "http500=x", wantErr: "from 0 to 1"},
 		{in: "slowdelay=soon", wantErr: "duration"},
+		{in: "dupid=1,path=/v1/workspaces/*/data-streams", want: map[string]float64{"dupid": 1}},
+		{in: "all=0.5", want: map[string]float64{
+			"http500": 0.5, "http502": 0.5, "http503": 0.5, "slow": 0.5, "reset": 0.5, "truncated": 0.5,
+			"malformed": 0.5, "html": 0.5, "storm429": 0.5, "repeat": 0.5, "emptypage": 0.5}},
+		{in: "hugepage=1,hugepagebytes=1048576,sameid=0.1,negid=0.1,nullstatus=0.1", want: map[string]float64{
+			"hugepage": 1, "sameid": 0.1, "negid": 0.1, "nullstatus": 0.1}},
+		{in: "path=v1", wantErr: "path pattern"},
+		{in: "hugepagebytes=-1", wantErr: "positive"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			f, err := ParseFaults(tc.in)
@@ -122,18 +143,36 @@ func TestFaultKinds(t *testing.T) {
 			}
 		}},
 		{FaultSlow, func(t *testing.T, h *harness, id int64) {
-			hc := &http.Client{Timeout: 50 * time.Millisecond}
-			req, _ := http.NewRequest("GET", h.base+"/v1/workspaces", nil)
+			// The answer is held (SlowDelay is an hour here) until the client goes away;
+			// then the handler returns at once: Close waits for every handler, so a
+			// handler still holding the answer would hang the test.
+			h.sim.SetFaults(Faults{Rates: map[string]float64{FaultSlow: 1}, SlowDelay: time.Hour})
+			srv := httptest.NewServer(http.StripPrefix("/base", h.sim))
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/base/v1/workspaces", nil)
 			req.Header.Set("Authorization", h.token)
-			t0 := time.Now()
-			_, err := hc.Do(req)
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				t.Fatalf("got %v, want a client timeout", err)
+			done := make(chan error, 1)
+			go func() {
+				res, err := srv.Client().Do(req)
+				if err == nil {
+					res.Body.Close()
+				}
+				done <- err
+			}()
+			waitFor(t, func() bool { return h.sim.Calls().Faults[FaultSlow] > 0 }, "the slow fault to be drawn")
+			select {
+			case err := <-done:
+				t.Fatalf("the slow answer came before the client left: %v", err)
+			default:
 			}
-			if time.Since(t0) > 250*time.Millisecond {
-				t.Errorf("the client waited %v", time.Since(t0))
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Errorf("the client ended with %v, want its cancellation", err)
 			}
+			srv.Close() // returns only once the held handler has returned
+			// A short delay answers, late but whole.
+			h.sim.SetFaults(Faults{Rates: map[string]float64{FaultSlow: 1}, SlowDelay: time.Millisecond})
+			h.ok(h.do("GET", "/v1/workspaces", nil), 200, nil)
 		}},
 		{FaultStorm429, func(t *testing.T, h *harness, id int64) {
 			r := h.do("GET", "/v1/workspaces", nil)
@@ -226,5 +265,131 @@ func TestFaultsReproducible(t *testing.T) {
 	}
 	if n < 6 || n > 28 {
 		t.Errorf("%d of 40 calls faulted at a combined rate of 0.4", n)
+	}
+}
+
+// Each hostile kind spoils the listings it applies to, over HTTP, and is counted; the
+// truth is untouched.
+func TestHostileKinds(t *testing.T) {
+	type rec struct {
+		ID     int64            `json:"id"`
+		Status *json.RawMessage `json:"status"`
+		Log    string           `json:"processLog"`
+	}
+	ids := func(t *testing.T, r resp) []int64 {
+		t.Helper()
+		var rs []rec
+		if err := json.Unmarshal(r.body, &rs); err != nil {
+			t.Fatalf("answer is not a JSON array: %v", err)
+		}
+		out := make([]int64, len(rs))
+		for i, x := range rs {
+			out[i] = x.ID
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		kind  string
+		check func(t *testing.T, h *harness, id int64)
+	}{
+		{FaultDupID, func(t *testing.T, h *harness, id int64) {
+			got := ids(t, h.do("GET", "/v1/workspaces", nil))
+			if len(got) < 3 || got[1] != got[0] || got[2] == got[0] {
+				t.Errorf("workspace ids %v: want the second repeating the first, no more", got)
+			}
+			got = ids(t, statsPage(h, id, 1))
+			if got[1] != got[0] || got[2] == got[0] {
+				t.Errorf("job ids %v", got)
+			}
+			ws := decodeAll[tWorkspace](t, h.sim.Truth().Workspaces)[0].ID
+			r := h.do("GET", fmt.Sprintf("/v1/workspaces/%d/dimensions", ws), nil)
+			if n := strings.Count(string(r.body), `"systemName":`); n < 3 || !json.Valid(r.body) {
+				t.Fatalf("dimensions %s", truncate(r.body))
+			}
+			var first string
+			dec := json.NewDecoder(strings.NewReader(string(r.body)))
+			dec.Token()
+			k1, _ := dec.Token()
+			var v json.RawMessage
+			dec.Decode(&v)
+			k2, _ := dec.Token()
+			first, _ = k1.(string)
+			if k2 != first || !strings.Contains(string(r.body), `"systemName":"`+first+`"`) {
+				t.Errorf("dimension keys %v, %v: want the first repeated", k1, k2)
+			}
+		}},
+		{FaultSameID, func(t *testing.T, h *harness, id int64) {
+			got := ids(t, statsPage(h, id, 2))
+			for _, x := range got {
+				if x != got[0] {
+					t.Fatalf("job ids %v: want every one the first", got)
+				}
+			}
+		}},
+		{FaultNegID, func(t *testing.T, h *harness, id int64) {
+			got := ids(t, statsPage(h, id, 1))
+			if got[4] >= 0 || got[0] <= 0 {
+				t.Errorf("job ids %v: want the last negated", got)
+			}
+		}},
+		{FaultNullStatus, func(t *testing.T, h *harness, id int64) {
+			var rs []rec
+			h.ok(statsPage(h, id, 1), 200, &rs)
+			if rs[0].Status != nil || rs[1].Status == nil {
+				t.Errorf("statuses %v %v: want the first null", rs[0].Status, rs[1].Status)
+			}
+			// Lists without jobs are left alone.
+			h.ok(h.do("GET", "/v1/workspaces", nil), 200, nil)
+			if n := h.sim.Calls().Faults[FaultNullStatus]; n != 1 {
+				t.Errorf("nullstatus counted %d times, want 1", n)
+			}
+		}},
+		{FaultHugePage, func(t *testing.T, h *harness, id int64) {
+			h.sim.SetFaults(Faults{Rates: map[string]float64{FaultHugePage: 1}, HugePageBytes: 3 << 20})
+			r := statsPage(h, id, 1)
+			var rs []rec
+			h.ok(r, 200, &rs)
+			if len(r.body) < 3<<20-100 || len(r.body) > 3<<20+4096 || len(rs) != 5 {
+				t.Errorf("page of %d bytes, %d jobs; want about 3 MiB, 5 jobs", len(r.body), len(rs))
+			}
+			if !strings.Contains(rs[0].Log, "Retrying the data provider request\n") {
+				t.Errorf("processLog not padded: %.80q", rs[0].Log)
+			}
+		}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			h, id := faultHarness(t, tc.kind, nil)
+			before := h.sim.Truth()
+			tc.check(t, h, id)
+			if h.sim.Calls().Faults[tc.kind] == 0 {
+				t.Errorf("fault %s not counted: %v", tc.kind, h.sim.Calls().Faults)
+			}
+			if !reflect.DeepEqual(before.Jobs, h.sim.Truth().Jobs) {
+				t.Error("a hostile answer changed the truth")
+			}
+		})
+	}
+}
+
+// Path keeps faults to the requests it matches, and /_sim/faults sets it.
+func TestFaultPath(t *testing.T) {
+	h := newHarness(t, Options{})
+	res, err := http.Post(h.base+"/_sim/faults", "text/plain", strings.NewReader("dupid=1,path=/v1/workspaces/*/data-streams"))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("POST /_sim/faults: %v %v", res, err)
+	}
+	res.Body.Close()
+	if f := h.sim.Faults(); f.Path != "/v1/workspaces/*/data-streams" || f.Rates[FaultDupID] != 1 {
+		t.Fatalf("faults %+v", f)
+	}
+	var wss []tWorkspace
+	h.ok(h.do("GET", "/v1/workspaces", nil), 200, &wss)
+	if wss[0].ID == wss[1].ID {
+		t.Error("the workspace list was spoiled outside the path")
+	}
+	var streams []tStream
+	h.ok(h.do("GET", fmt.Sprintf("/v1/workspaces/%d/data-streams", wss[0].ID), nil), 200, &streams)
+	if len(streams) < 2 || streams[0].ID != streams[1].ID {
+		t.Errorf("the stream list was not spoiled: %d streams", len(streams))
 	}
 }

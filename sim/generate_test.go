@@ -181,27 +181,16 @@ func TestLastRunFieldsConsistent(t *testing.T) {
 	check()
 }
 
-func TestGenerateSpeed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("generates a large account")
-	}
-	t0 := time.Now()
-	s := New(Options{Seed: 1, Clock: clock.NewManual(start), Workspaces: 20, Streams: 2000, JobsPerStream: 100})
-	took := time.Since(t0)
-	if n := len(s.st.jobs); n < 170_000 {
-		t.Fatalf("%d jobs, want about 200,000", n)
-	}
-	// The target is well under 2s; allow for a loaded machine (and -race) in the test.
-	if took > 6*time.Second {
-		t.Errorf("generating 2,000 streams / %d jobs took %v", len(s.st.jobs), took)
-	}
-	t.Logf("2,000 streams, %d jobs in %v", len(s.st.jobs), took)
-}
-
-// BenchmarkGenerate: 20 workspaces, 2,000 streams, ~200,000 jobs.
+// BenchmarkGenerate: 20 workspaces, 2,000 streams, ~200,000 jobs. The target is well
+// under 2 s an account on the 2-core machine; a test does not assert it, since the
+// machine's speed is not the simulator's behaviour.
 func BenchmarkGenerate(b *testing.B) {
 	for b.Loop() {
-		New(Options{Seed: 1, Clock: clock.NewManual(start), Workspaces: 20, Streams: 2000, JobsPerStream: 100})
+		s := New(Options{Seed: 1, Clock: clock.NewManual(start), Workspaces: 20, Streams: 2000, JobsPerStream: 100})
+		if n := len(s.st.jobs); n < 170_000 {
+			b.Fatalf("%d jobs, want about 200,000", n)
+		}
+		b.ReportMetric(float64(len(s.st.jobs)), "jobs")
 	}
 }
 

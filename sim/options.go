@@ -182,3 +182,7 @@ func Bool(v bool) *bool { return &v }
 // defaultSlowDelay is how long a "slow" fault holds its answer: long enough to pass any
 // sane client timeout in a test, short enough not to stall a test run.
 const defaultSlowDelay = 2 * time.Second
+
+// defaultHugePageBytes is the length of a hugepage answer: the 240 MB stats page of the
+// report that found the client's memory unbounded.
+const defaultHugePageBytes = 240 << 20

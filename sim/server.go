@@ -233,7 +233,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, label string, kin
 		setRateHeaders(c.header, &tok.rate, s.lim, now, kind, true)
 	default:
 		if !(mutating && s.faults.f.OnlyReads) {
-			fault = s.faults.draw()
+			fault = s.faults.draw(r.URL.Path)
 		}
 		switch fault {
 		case FaultStorm429:
@@ -255,6 +255,9 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, label string, kin
 			default:
 				c.fault = fault
 				fn(c)
+				if c.status == http.StatusOK && isHostile(fault) {
+					c.out, c.hit = spoilListing(fault, label, c.out, s.faults.f.HugePageBytes)
+				}
 			}
 		}
 		if !refused && c.status >= 400 && !s.opts.CountFailedCalls {
