@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/drextract/drextract/action"
+	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/ratelimit"
 )
 
@@ -208,6 +209,7 @@ func runActionRequest(ctx context.Context, w *wiring, g *globalOptions, req acti
 		}
 		defer st.Close()
 		eng.DB = st.DB()
+		eng.OpenUserSQL = action.StoreSandbox(st, w.cfg.Store.ServingPath(), load.SandboxOptions{Timeout: w.cfg.SQLTimeoutDuration()})
 		plan, err := eng.Prepare(ctx, req)
 		if err != nil {
 			return actPlanError(err)
@@ -235,6 +237,7 @@ func runActionRequest(ctx context.Context, w *wiring, g *globalOptions, req acti
 	defer s.close()
 	pool, client, store := s.pool, s.client, s.store
 	eng.DB, eng.Client = store.DB(), client
+	eng.OpenUserSQL = action.StoreSandbox(store, w.cfg.Store.ServingPath(), load.SandboxOptions{Timeout: w.cfg.SQLTimeoutDuration()})
 	eng.Budget = func() action.BudgetView { return poolBudgetView(pool) }
 	plan, err := eng.Prepare(ctx, req)
 	if err != nil {

@@ -356,7 +356,8 @@ func (d *daemon) runAction(ctx context.Context, store *load.Store, sc *config.Sc
 		if maxCalls == 0 {
 			maxCalls = sc.MaxCalls
 		}
-		eng := &action.Engine{DB: store.DB(), Client: client, Clock: d.clock, Logger: d.log, Budget: d.budgetView}
+		eng := &action.Engine{DB: store.DB(), Client: client, Clock: d.clock, Logger: d.log, Budget: d.budgetView,
+			OpenUserSQL: action.StoreSandbox(store, d.cfg.Store.ServingPath(), load.SandboxOptions{Timeout: d.cfg.SQLTimeoutDuration()})}
 		var plan bytes.Buffer
 		rep, err := runSelection(ctx, eng, sel, a.Params, action.Options{MaxCalls: maxCalls, MaxRows: a.MaxRows},
 			"schedule:"+sc.Name, !a.Yes, &plan)
@@ -486,12 +487,12 @@ func (d *daemon) recorded(ctx context.Context, store *load.Store, sc *config.Sch
 // closeRunning marks the runs a panicking run left "running" as failed. The lock makes
 // every running row this process's.
 func (d *daemon) closeRunning(ctx context.Context, store *load.Store, cause error) {
-	_, rows, err := sqlRows(ctx, store.DB(), "SELECT id FROM runs WHERE status = 'running'")
+	res, err := load.Query(ctx, store.DB(), "SELECT id FROM runs WHERE status = 'running'")
 	if err != nil {
 		d.log.Error("finding runs left running", "error", err)
 		return
 	}
-	for _, r := range rows {
+	for _, r := range res.Rows {
 		id, ok := r[0].(int64)
 		if !ok {
 			continue
@@ -512,11 +513,12 @@ func (d *daemon) refreshFreshness(ctx context.Context, store *load.Store) {
 	var ferr error
 	for _, table := range freshnessTables {
 		q := fmt.Sprintf(`SELECT count(*) FILTER (WHERE NOT is_deleted), max(last_seen), arg_max(run_id, last_seen) FROM %s`, table)
-		_, rows, err := sqlRows(ctx, store.DB(), q)
+		res, err := load.Query(ctx, store.DB(), q)
 		if err != nil {
 			ferr = fmt.Errorf("table %s: %w", table, err)
 			break
 		}
+		rows := res.Rows
 		f := serve.TableFreshness{Table: table}
 		if len(rows) == 1 {
 			f.Rows = asInt64(rows[0][0])
