@@ -248,8 +248,14 @@ func runDemo(ctx context.Context, opts demoOptions, g *globalOptions, _ []string
 		if err != nil {
 			return fmt.Errorf("%s: %w", q.title, err)
 		}
-		if err := writeResult(out, "table", res); err != nil {
+		var table strings.Builder
+		if err := writeResult(&table, "table", res); err != nil {
 			return err
+		}
+		for _, line := range strings.SplitAfter(table.String(), "\n") {
+			if line != "" {
+				fmt.Fprint(out, "  "+line)
+			}
 		}
 		fmt.Fprintln(out)
 	}

@@ -30,7 +30,8 @@ var resultFormats = []string{"table", "csv", "json"}
 //     dates as YYYY-MM-DD, times of day as hh:mm:ss[.ffffff];
 //   - JSON, lists, structs and maps as JSON (in JSON output, as JSON values);
 //   - NaN and infinities as NaN, Infinity, -Infinity (strings in JSON, which has no
-//     such numbers); HUGEINT and DECIMAL as exact numbers; BLOBs as \x hex.
+//     such numbers); HUGEINT as an exact number (DECIMAL arrives as a double from
+//     the driver); BLOBs as \x hex, UUIDs in their usual form.
 //
 // A table is aligned by display width (wide East Asian characters count two) with
 // numbers to the right, and shows a line break or tab in a value as \n or \t.
