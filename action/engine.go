@@ -18,10 +18,16 @@ import (
 // Engine plans and executes bulk actions against one store. An Engine is used by one
 // run at a time; the data-dir lock keeps other writers out.
 type Engine struct {
-	DB     *sql.DB
-	Client *datorama.Client // may be nil for dry runs
-	Clock  clock.Clock      // default clock.Real{}
-	Logger *slog.Logger
+	// DB is the store drextract's own queries read (streams, jobs, cooldown, pending)
+	// and the audit is written to. A selection's SQL never runs on it: see OpenUserSQL.
+	DB *sql.DB
+	// OpenUserSQL opens where a selection's own SQL runs, once per selection, and the
+	// engine closes it as soon as the rows are read (StoreSandbox gives the one drextract
+	// uses). Without it, selections are refused; CSV and command rows need none.
+	OpenUserSQL func(ctx context.Context) (UserSQL, error)
+	Client      *datorama.Client // may be nil for dry runs
+	Clock       clock.Clock      // default clock.Real{}
+	Logger      *slog.Logger
 	// Budget, when set, tells the plan's estimate what the rate budget has left.
 	Budget func() BudgetView
 	// WrapSender, when set, wraps the API sender; tests inject faults with it. It sits

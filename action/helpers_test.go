@@ -86,7 +86,8 @@ func newEnv(t testing.TB, o sim.Options) *env {
 	}
 	e.client = c
 	e.eng = &Engine{DB: st.DB(), Client: c, Clock: clk, Logger: quietLogger(),
-		Budget: func() BudgetView { return BudgetViewOf(e.budget.Status()) }}
+		OpenUserSQL: StoreSandbox(st, filepath.Join(filepath.Dir(e.dbPath), load.ServingFile), load.SandboxOptions{}),
+		Budget:      func() BudgetView { return BudgetViewOf(e.budget.Status()) }}
 	return e
 }
 
@@ -108,6 +109,7 @@ func (e *env) reopenStore() {
 	}
 	e.store = st
 	e.eng.DB = st.DB()
+	e.eng.OpenUserSQL = StoreSandbox(st, filepath.Join(filepath.Dir(e.dbPath), load.ServingFile), load.SandboxOptions{})
 }
 
 // crawl runs the real crawler (incremental unless full) and then the follow-up, as the
@@ -225,11 +227,11 @@ func (tr truth) enabledStreams(ws int64) []int64 {
 // query returns one column of a query as strings, for assertions.
 func (e *env) query(q string, args ...any) [][]any {
 	e.t.Helper()
-	_, rows, err := load.Query(context.Background(), e.store.DB(), q, args...)
+	res, err := load.Query(context.Background(), e.store.DB(), q, args...)
 	if err != nil {
 		e.t.Fatalf("%s: %v", q, err)
 	}
-	return rows
+	return res.Rows
 }
 
 func (e *env) count(q string, args ...any) int {

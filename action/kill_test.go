@@ -58,7 +58,8 @@ func TestActionKillChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := &Engine{DB: st.DB(), Client: c, Clock: clk, Logger: quietLogger()}
+	eng := &Engine{DB: st.DB(), Client: c, Clock: clk, Logger: quietLogger(),
+		OpenUserSQL: StoreSandbox(st, filepath.Join(filepath.Dir(spec.DB), load.ServingFile), load.SandboxOptions{})}
 	eng.WrapSender = func(next Sender) Sender {
 		return EachCall(func(ctx context.Context, call *Call) (*Answer, error) {
 			os.WriteFile(fmt.Sprintf("%s.call%d", spec.Marker, call.No), nil, 0o644)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/drextract/drextract/datorama"
+	"github.com/drextract/drextract/load"
 )
 
 // Defaults of the guard rails.
@@ -297,7 +298,7 @@ func (e *Engine) Prepare(ctx context.Context, req Request) (*Plan, error) {
 			maxRows = DefaultMaxRows
 		}
 		opts.MaxRows = maxRows
-		res, err := sel.Run(ctx, e.DB, req.Params, now, maxRows)
+		res, err := e.runSelection(ctx, sel, req.Params, now, maxRows)
 		if err != nil {
 			return nil, err
 		}
@@ -345,6 +346,22 @@ func (e *Engine) Prepare(ctx context.Context, req Request) (*Plan, error) {
 	p.Unreconciled = n
 	p.Estimate = estimate(p.APICalls, e.budget(), now)
 	return p, nil
+}
+
+// runSelection runs a selection's SQL where OpenUserSQL says, and closes that again.
+func (e *Engine) runSelection(ctx context.Context, sel *Selection, params map[string]string, now time.Time, limit int) (*load.Result, error) {
+	if e.OpenUserSQL == nil {
+		return nil, fmt.Errorf("selection %s: no sandbox to run selections in (Engine.OpenUserSQL is not set)", sel.Name)
+	}
+	u, err := e.OpenUserSQL(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("selection %s: %w", sel.Name, err)
+	}
+	res, err := sel.Run(ctx, u, params, now, limit)
+	if cerr := u.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("selection %s: %w", sel.Name, cerr)
+	}
+	return res, err
 }
 
 // buildItems looks the rows up in the store and decides, row by row, whether to act.

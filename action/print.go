@@ -165,37 +165,3 @@ func WriteReport(w io.Writer, r *Report) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
-
-// WriteResult prints a selection's rows as an aligned table (format "table"), CSV or JSON.
-func WriteResult(w io.Writer, res *Table, format string) error {
-	switch format {
-	case "", "table":
-		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, strings.Join(res.Columns, "\t"))
-		for _, row := range res.Rows {
-			cells := make([]string, len(row))
-			for i, v := range row {
-				s, ok := valueText(v)
-				if !ok {
-					s = "NULL"
-				}
-				cells[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(s)
-			}
-			fmt.Fprintln(tw, strings.Join(cells, "\t"))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		more := ""
-		if res.More {
-			more = " (more not shown)"
-		}
-		_, err := fmt.Fprintf(w, "(%d rows%s)\n", len(res.Rows), more)
-		return err
-	case "csv":
-		return writeCSV(w, res)
-	case "json":
-		return writeJSON(w, res)
-	}
-	return fmt.Errorf("unknown format %q (table, csv or json)", format)
-}

@@ -3,7 +3,6 @@ package action
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sort"
@@ -15,27 +14,50 @@ import (
 	"github.com/drextract/drextract/load"
 )
 
-// Table is what a selection returned: its columns and rows as the driver gave them.
-type Table struct {
-	Columns []string
-	Rows    [][]any
-	// More is set when the selection had more rows than the limit it was run with.
-	More bool
+// UserSQL runs SQL drextract did not write — a selection's own text — where it can only
+// read the store's tables. *load.Sandbox implements it; see StoreSandbox. Query returns at
+// most limit rows (0: all) and sets More when there were more.
+type UserSQL interface {
+	Query(ctx context.Context, query string, args []sql.NamedArg, limit int) (*load.Result, error)
+	Close() error
 }
 
-// ErrReadOnly is matched by the error for a selection that is anything but a single
-// SELECT or WITH statement.
-var ErrReadOnly = errors.New("selections must be a single SELECT or WITH statement")
+// StoreSandbox returns an Engine.OpenUserSQL over st: a sandbox on st's file when st is
+// read-only, or, when st is the live read-write store, on a copy of it published to
+// servingPath at that moment (load.Store.Sandbox), so a selection never acts on rows
+// older than the store's.
+func StoreSandbox(st *load.Store, servingPath string, opts load.SandboxOptions) func(context.Context) (UserSQL, error) {
+	return func(ctx context.Context) (UserSQL, error) {
+		sb, err := st.Sandbox(ctx, servingPath, opts)
+		if err != nil {
+			return nil, err
+		}
+		return sb, nil
+	}
+}
+
+// ErrReadOnly is matched by the error for a selection that is anything but one reading
+// statement, or uses a parameter its header does not declare: load.ErrRefused.
+var ErrReadOnly = load.ErrRefused
+
+// reworded is err with a message of its own: the sandbox's refusals, said of a selection.
+type reworded struct {
+	msg string
+	err error
+}
+
+func (r *reworded) Error() string { return r.msg }
+func (r *reworded) Unwrap() error { return r.err }
 
 // Args returns the named arguments the selection runs with: each declared parameter
 // from given (or its default; an optional one without default is NULL), plus $now and
 // $today from now. A given name that is not declared, or a required one that is
 // missing, is an error.
-func (s *Selection) Args(given map[string]string, now time.Time) ([]any, error) {
+func (s *Selection) Args(given map[string]string, now time.Time) ([]sql.NamedArg, error) {
 	declared := map[string]bool{}
 	// Typed, because DuckDB cannot always infer a parameter's type from the query and
 	// would take a Go time as TIMESTAMPTZ, where "$today - 7" must be date arithmetic.
-	args := []any{
+	args := []sql.NamedArg{
 		sql.Named(ParamNow, duckdb.Typed(now.UTC(), duckdb.TYPE_TIMESTAMP_TZ)),
 		sql.Named(ParamToday, duckdb.Typed(todayOf(now), duckdb.TYPE_DATE)),
 	}
@@ -79,114 +101,45 @@ func todayOf(now time.Time) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
-// Run executes the selection on db, read-only: the text must pass load.CheckReadOnly and
-// DuckDB must see a SELECT; it runs inside a READ ONLY transaction that is rolled back.
-// It reads at most limit rows (0: no limit) and sets More when there were more.
-func (s *Selection) Run(ctx context.Context, db *sql.DB, given map[string]string, now time.Time, limit int) (*Table, error) {
-	if err := load.CheckReadOnly(s.SQL); err != nil {
-		return nil, badInput(fmt.Errorf("selection %s refused: %w: %w", s.Name, ErrReadOnly, err))
-	}
+// Run executes the selection's SQL through u, with its parameters filled from given
+// and now, and reads at most limit rows (0: no limit), setting More when there were more.
+// A statement that is refused, fails or uses an undeclared parameter is bad input
+// (ErrBadInput); a timeout is not.
+func (s *Selection) Run(ctx context.Context, u UserSQL, given map[string]string, now time.Time, limit int) (*load.Result, error) {
 	args, err := s.Args(given, now)
 	if err != nil {
 		return nil, badInput(err)
 	}
-	conn, err := db.Conn(ctx)
-	if err != nil {
+	res, err := u.Query(ctx, s.SQL, args, limit)
+	var (
+		refused *load.RefusedError
+		param   *load.ParamError
+		timeout *load.TimeoutError
+	)
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.As(err, &param) && param.Positional:
+		return nil, badInput(&reworded{fmt.Sprintf("selection %s: use named parameters ($name), not ? or $%s", s.Name, param.Name), err})
+	case errors.As(err, &param):
+		return nil, badInput(&reworded{fmt.Sprintf("selection %s uses $%s, which its header does not declare (declared: %s)", s.Name, param.Name, s.paramList()), err})
+	case errors.As(err, &refused):
+		return nil, badInput(&reworded{fmt.Sprintf("selection %s refused: %s", s.Name, refused.Reason), err})
+	case errors.As(err, &timeout), ctx.Err() != nil:
 		return nil, fmt.Errorf("selection %s: %w", s.Name, err)
 	}
-	defer conn.Close()
-	if err := s.checkStatement(ctx, conn); err != nil {
-		return nil, badInput(err)
-	}
-	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION READ ONLY"); err != nil {
-		return nil, fmt.Errorf("selection %s: starting a read-only transaction: %w", s.Name, err)
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") //nolint:errcheck // nothing was written
-	rows, err := conn.QueryContext(ctx, s.SQL, args...)
-	if err != nil {
-		return nil, badInput(fmt.Errorf("selection %s: %w", s.Name, err))
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, fmt.Errorf("selection %s: %w", s.Name, err)
-	}
-	res := &Table{Columns: cols}
-	for rows.Next() {
-		if limit > 0 && len(res.Rows) == limit {
-			res.More = true
-			break
-		}
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, fmt.Errorf("selection %s, row %d: %w", s.Name, len(res.Rows)+1, err)
-		}
-		res.Rows = append(res.Rows, vals)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("selection %s: %w", s.Name, err)
-	}
-	return res, nil
-}
-
-// checkStatement prepares the text to ask DuckDB itself what it is (one SELECT) and
-// which parameters it uses: DuckDB binds an unknown $name by position, so a typo in a
-// parameter name would silently take another parameter's value.
-func (s *Selection) checkStatement(ctx context.Context, conn *sql.Conn) error {
-	known := map[string]bool{ParamNow: true, ParamToday: true}
-	for _, p := range s.Params {
-		known[p.Name] = true
-	}
-	return conn.Raw(func(dc any) error {
-		pc, ok := dc.(driver.ConnPrepareContext)
-		if !ok {
-			return fmt.Errorf("selection %s: the driver cannot prepare statements", s.Name)
-		}
-		st, err := pc.PrepareContext(ctx, s.SQL)
-		if err != nil {
-			return fmt.Errorf("selection %s: %w", s.Name, err)
-		}
-		defer st.Close()
-		ds, ok := st.(*duckdb.Stmt)
-		if !ok {
-			return nil // another driver: CheckReadOnly already ran
-		}
-		typ, err := ds.StatementType()
-		if err != nil {
-			return fmt.Errorf("selection %s: %w", s.Name, err)
-		}
-		if typ != duckdb.STATEMENT_TYPE_SELECT {
-			return fmt.Errorf("selection %s refused: %w (DuckDB reads it as statement type %d)", s.Name, ErrReadOnly, typ)
-		}
-		for i := 1; i <= ds.NumInput(); i++ {
-			name, err := ds.ParamName(i)
-			if err != nil {
-				return fmt.Errorf("selection %s: %w", s.Name, err)
-			}
-			if !known[name] {
-				if name == "" || (name[0] >= '0' && name[0] <= '9') {
-					return fmt.Errorf("selection %s: use named parameters ($name), not ? or $%s", s.Name, name)
-				}
-				return fmt.Errorf("selection %s uses $%s, which its header does not declare (declared: %s)", s.Name, name, s.paramList())
-			}
-		}
-		return nil
-	})
+	return nil, badInput(fmt.Errorf("selection %s: %w", s.Name, err))
 }
 
 // RowsFor turns a selection's result into input rows of op. Every column op needs must
 // be there (the error names the missing ones); other columns are ignored, so a
 // selection may show context such as names next to the ids. A value that does not
 // parse refuses the whole result, naming the row and column.
-func RowsFor(op Op, name string, res *Table) ([]Row, error) {
+func RowsFor(op Op, name string, res *load.Result) ([]Row, error) {
 	want := op.Columns()
 	pos := make(map[string]int, len(res.Columns))
 	for i, c := range res.Columns {
-		pos[strings.ToLower(c)] = i
+		pos[strings.ToLower(c.Name)] = i
 	}
 	var missing []string
 	idx := make([]int, len(want))
@@ -198,7 +151,7 @@ func RowsFor(op Op, name string, res *Table) ([]Row, error) {
 		idx[i] = p
 	}
 	if len(missing) > 0 {
-		return nil, &MissingColumnError{Selection: name, Op: op, Missing: missing, Have: res.Columns}
+		return nil, &MissingColumnError{Selection: name, Op: op, Missing: missing, Have: res.Names()}
 	}
 	rows := make([]Row, 0, len(res.Rows))
 	dup := newDupChecker(op)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -21,7 +22,7 @@ type actionsLogOptions struct {
 }
 
 func (o *actionsLogOptions) AddFlags(f *pflag.FlagSet) {
-	f.StringVar(&o.format, "format", "csv", "output format: csv or json")
+	f.StringVar(&o.format, "format", "csv", "output format: csv, json or table")
 	f.Int64Var(&o.run, "run", 0, "only this action run")
 	f.DurationVar(&o.since, "since", 0, "only runs started within this long (e.g. 24h; 0: all)")
 }
@@ -95,8 +96,8 @@ Exit codes: 0 ok, 1 failure (some call is still in doubt), 2 usage.`,
 }
 
 func runActionsLog(ctx context.Context, cmd *cobra.Command, opts actionsLogOptions, g *globalOptions, _ []string) error {
-	if opts.format != "csv" && opts.format != "json" {
-		return usage(fmt.Errorf("--format %q: want csv or json", opts.format))
+	if _, err := newResultWriter(io.Discard, opts.format); err != nil {
+		return usage(err)
 	}
 	w, err := loadWiring(cmd, g)
 	if err != nil {
@@ -111,8 +112,11 @@ func runActionsLog(ctx context.Context, cmd *cobra.Command, opts actionsLogOptio
 	if opts.since > 0 {
 		f.Since = w.clock.Now().Add(-opts.since)
 	}
-	_, err = action.WriteLog(ctx, st.DB(), g.stdout, opts.format, f)
-	return err
+	res, err := action.Log(ctx, st.DB(), f)
+	if err != nil {
+		return err
+	}
+	return writeResult(g.stdout, opts.format, res)
 }
 
 func runActionsRuns(ctx context.Context, cmd *cobra.Command, limit int, g *globalOptions, _ []string) error {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -188,11 +186,11 @@ func (d *demo) fullCrawl() error {
 // fail), and an incremental crawl reads only what changed.
 func (d *demo) incrementalCrawl() error {
 	var ran []int64
-	_, ids, err := sqlRows(d.ctx, d.store.DB(), "SELECT id FROM streams WHERE enabled AND NOT is_deleted ORDER BY id")
+	ids, err := load.Query(d.ctx, d.store.DB(), "SELECT id FROM streams WHERE enabled AND NOT is_deleted ORDER BY id")
 	if err != nil {
 		return fmt.Errorf("choosing streams to run: %w", err)
 	}
-	for i, r := range ids {
+	for i, r := range ids.Rows {
 		if id, ok := r[0].(int64); ok && i%10 == 3 {
 			ran = append(ran, id)
 		}
@@ -268,11 +266,19 @@ func (d *demo) questions(serving string) (err error) {
 	defer closing(&err, ro.Close)
 	for _, q := range demoQueries {
 		fmt.Fprintf(d.out, "%s\n", q.title)
-		cols, rows, err := sqlRows(d.ctx, ro.DB(), q.sql)
+		res, err := load.Query(d.ctx, ro.DB(), q.sql)
 		if err != nil {
 			return fmt.Errorf("%s: %w", q.title, err)
 		}
-		printTable(d.out, cols, rows)
+		var table strings.Builder
+		if err := writeResult(&table, "table", res); err != nil {
+			return err
+		}
+		for _, line := range strings.SplitAfter(table.String(), "\n") {
+			if line != "" {
+				fmt.Fprint(d.out, "  "+line)
+			}
+		}
 		fmt.Fprintln(d.out)
 	}
 	return nil
@@ -399,55 +405,4 @@ func rowsText(rows map[string]int) string {
 		return "no rows changed"
 	}
 	return strings.Join(parts, ", ") + " written"
-}
-
-// sqlRows runs one of drextract's own fixed queries. (User SQL goes through load.Query,
-// which first proves it read-only.)
-func sqlRows(ctx context.Context, db *sql.DB, q string) (cols []string, rows [][]any, err error) {
-	rs, err := db.QueryContext(ctx, q)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rs.Close()
-	if cols, err = rs.Columns(); err != nil {
-		return nil, nil, err
-	}
-	for rs.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rs.Scan(ptrs...); err != nil {
-			return nil, nil, err
-		}
-		rows = append(rows, vals)
-	}
-	return cols, rows, rs.Err()
-}
-
-// printTable prints query results as an aligned text table.
-func printTable(w io.Writer, cols []string, rows [][]any) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  "+strings.Join(cols, "\t"))
-	for _, r := range rows {
-		cells := make([]string, len(r))
-		for i, v := range r {
-			cells[i] = cellText(v)
-		}
-		fmt.Fprintln(tw, "  "+strings.Join(cells, "\t"))
-	}
-	tw.Flush()
-}
-
-func cellText(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "NULL"
-	case time.Time:
-		return x.UTC().Format("2006-01-02 15:04")
-	case []byte:
-		return string(x)
-	}
-	return fmt.Sprint(v)
 }

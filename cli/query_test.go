@@ -231,11 +231,22 @@ func TestQueryRefusals(t *testing.T) {
 		{[]string{"query", "--format", "xml", "SELECT 1"}, ExitUsage, "--format"},
 		{[]string{"query"}, ExitUsage, "arg"},
 		{[]string{"query", "SELECT * FROM no_such_table"}, ExitFailure, "no_such_table"},
+		{[]string{"query", "select * from read_text('/etc/passwd')"}, ExitUsage, "query refused: it reaches outside the store's tables"},
+		{[]string{"query", "SET enable_external_access = true"}, ExitUsage, "query refused: SET"},
+		{[]string{"query", "--timeout", "0s", "SELECT 1"}, ExitUsage, "--timeout"},
+		{[]string{"query", "--timeout", "200ms", "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r) SELECT count(*) FROM r WHERE i < 10"},
+			ExitFailure, "Error: timed out after 200ms\n"},
 	}
 	for _, tc := range tests {
 		code, _, errOut := qxRun(dir, tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.msg) {
 			t.Errorf("%q: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, errOut, tc.code, tc.msg)
+		}
+	}
+	for _, q := range []string{"DESCRIBE jobs", "SHOW TABLES", "SUMMARIZE jobs", "EXPLAIN SELECT * FROM jobs",
+		"FROM jobs LIMIT 5", "PIVOT jobs ON status USING count(*)"} {
+		if code, out, errOut := qxRun(dir, "query", q); code != ExitOK || !strings.Contains(out, "row") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", q, code, out, errOut)
 		}
 	}
 	code, out, errOut := qxRun(dir, "query", "--format", "csv", "select count(*) as n from jobs")

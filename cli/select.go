@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/drextract/drextract/action"
+	"github.com/drextract/drextract/load"
 )
 
 func init() { register(newSelectCommand) }
@@ -32,18 +34,22 @@ func newSelectCommand(g *globalOptions) *cobra.Command {
 		Short: "Show the rows of a selection (without a name: list the selections)",
 		Long: `select runs a selection read-only against the store and prints its rows. Selections are
 the built-ins (failed-jobs-24h, failed-streams, stale-streams-7d, names-not-matching) and
-the NAME.sql files of the configured selections_dir. A selection is a single SELECT or WITH
-statement; its header comment declares its action, parameters and row limit:
+the NAME.sql files of the configured selections_dir. A selection is one reading statement
+(SELECT, WITH, FROM …, PIVOT …); its header comment declares its action, parameters and row
+limit:
 
   -- description: what it selects
   -- action: rerun
   -- param: pattern (required) a regular expression
   -- max_rows: 500
 
-$now and $today are filled from drextract's clock. Anything else than one SELECT/WITH is
-refused. To act on the rows: drextract act SELECTION.
+$now and $today are filled from drextract's clock. The SQL runs in DuckDB's sandbox, as
+drextract query does: read-only, with no access to files, other databases, extensions or
+settings, within sql_timeout (schedules.yaml, default 60s); anything that is not one reading
+statement is refused. To act on the rows: drextract act SELECTION.
 
-Exit codes: 0 ok, 1 failure, 2 usage (unknown selection, missing parameter, refused SQL).`,
+Exit codes: 0 ok, 1 failure (SQL error, time limit), 2 usage (unknown selection, missing
+parameter, refused SQL).`,
 		Example: `  drextract select
   drextract select failed-jobs-24h
   drextract select names-not-matching --param pattern='^[A-Z]{2} - .+$' --format csv`,
@@ -57,8 +63,8 @@ Exit codes: 0 ok, 1 failure, 2 usage (unknown selection, missing parameter, refu
 }
 
 func runSelect(ctx context.Context, cmd *cobra.Command, opts selectOptions, g *globalOptions, args []string) error {
-	if opts.format != "table" && opts.format != "csv" && opts.format != "json" {
-		return usage(fmt.Errorf("--format %q: want table, csv or json", opts.format))
+	if _, err := newResultWriter(io.Discard, opts.format); err != nil {
+		return usage(err)
 	}
 	w, err := loadWiring(cmd, g)
 	if err != nil {
@@ -101,11 +107,16 @@ func runSelect(ctx context.Context, cmd *cobra.Command, opts selectOptions, g *g
 		return err
 	}
 	defer st.Close()
-	res, err := sel.Run(ctx, st.DB(), params, w.clock.Now(), limit)
+	sb, err := st.Sandbox(ctx, w.cfg.Store.ServingPath(), load.SandboxOptions{Timeout: w.cfg.SQLTimeoutDuration()})
 	if err != nil {
 		return err
 	}
-	if err := action.WriteResult(g.stdout, res, opts.format); err != nil {
+	defer sb.Close()
+	res, err := sel.Run(ctx, sb, params, w.clock.Now(), limit)
+	if err != nil {
+		return err
+	}
+	if err := writeResult(g.stdout, opts.format, res); err != nil {
 		return err
 	}
 	if sel.Action != "" && opts.format == "table" && len(res.Rows) > 0 {

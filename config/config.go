@@ -43,6 +43,13 @@ var DatePresets = []string{
 	"TODAY", "YESTERDAY", "THIS_WEEK", "LAST_WEEK", "THIS_MONTH", "LAST_MONTH", "THIS_YEAR", "LAST_YEAR",
 }
 
+// DefaultSQLTimeout is sql_timeout when the file gives none.
+const DefaultSQLTimeout = "60s"
+
+// MaxSQLTimeout is the longest sql_timeout accepted: a selection that needs more is
+// better rewritten than allowed to hold the daemon.
+const MaxSQLTimeout = 24 * time.Hour // keep the message of validator.sqlTimeout in step
+
 // Concurrency policies: what a schedule does when it fires while another run writes.
 const (
 	ConcurrencyQueue = "queue" // wait for the running writer, then run (the default)
@@ -59,13 +66,16 @@ const (
 // API.BaseURL, the Store paths, the Budget and each schedule's Concurrency are never empty.
 // The yaml tags are the schema: the strict decoder accepts exactly these keys.
 type Config struct {
-	Version       int         `yaml:"version"`
-	API           API         `yaml:"api"`
-	Store         Store       `yaml:"store"`
-	Budget        Budget      `yaml:"budget"`
-	SelectionsDir string      `yaml:"selections_dir"` // user selections, NAME.sql; may not exist
-	Reports       []Report    `yaml:"reports"`
-	Schedules     []*Schedule `yaml:"schedules"`
+	Version       int    `yaml:"version"`
+	API           API    `yaml:"api"`
+	Store         Store  `yaml:"store"`
+	Budget        Budget `yaml:"budget"`
+	SelectionsDir string `yaml:"selections_dir"` // user selections, NAME.sql; may not exist
+	// SQLTimeout bounds each statement a person wrote (selections, under serve too), as
+	// a Go duration ("60s", "2m"); default DefaultSQLTimeout. Use SQLTimeoutDuration.
+	SQLTimeout string      `yaml:"sql_timeout"`
+	Reports    []Report    `yaml:"reports"`
+	Schedules  []*Schedule `yaml:"schedules"`
 
 	// Path is the file the configuration came from; "" for Default.
 	Path string `yaml:"-"`
@@ -322,6 +332,7 @@ func (c *Config) applyDefaults(dir string, lookupEnv func(string) (string, bool)
 	c.Store.DataDir = resolve(dir, c.Store.DataDir)
 	setDefault(&c.SelectionsDir, "./selections")
 	c.SelectionsDir = resolve(dir, c.SelectionsDir)
+	setDefault(&c.SQLTimeout, DefaultSQLTimeout)
 
 	if !c.has("budget.reserve") {
 		c.Budget.Reserve = 0.10
@@ -361,6 +372,16 @@ func (c *Config) applyDefaults(dir string, lookupEnv func(string) (string, bool)
 			s.Report = &ReportRef{}
 		}
 	}
+}
+
+// SQLTimeoutDuration is sql_timeout as a duration. Validation guarantees it parses; a
+// Config built in code with an invalid value gets DefaultSQLTimeout.
+func (c *Config) SQLTimeoutDuration() time.Duration {
+	if d, err := time.ParseDuration(c.SQLTimeout); err == nil && d > 0 && d <= MaxSQLTimeout {
+		return d
+	}
+	d, _ := time.ParseDuration(DefaultSQLTimeout)
+	return d
 }
 
 func (c *Config) has(path string) bool {

@@ -216,7 +216,7 @@ func TestStructuralErrorsAreAllReported(t *testing.T) {
 	src := "version: 1\nbudjet: {}\napi:\n  sandbox: 1\n  regoin: us2\nschedules:\n  - name: a\n    cron: [1]\n    max_calls: 2.5\n"
 	_, err := Parse("x.yaml", []byte(src), testOptions())
 	want := []string{
-		`x.yaml:2: budjet: unknown key "budjet" (known keys: version, api, store, budget, selections_dir, reports, schedules)`,
+		`x.yaml:2: budjet: unknown key "budjet" (known keys: version, api, store, budget, selections_dir, sql_timeout, reports, schedules)`,
 		`x.yaml:4: api.sandbox: want true or false, got an integer`,
 		`x.yaml:5: api.regoin: unknown key "regoin" (known keys: base_url, region, sandbox, tokens)`,
 		`x.yaml:8: schedules[0].cron: want a string, got a list`,
@@ -315,5 +315,24 @@ func TestAliasBombs(t *testing.T) {
 				t.Errorf("err = %v, want %v", err, tc.kind)
 			}
 		})
+	}
+}
+
+func TestSQLTimeout(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{"", "1m0s"},
+		{"sql_timeout: 90s\n", "1m30s"},
+		{"sql_timeout: 250ms\n", "250ms"},
+		{"sql_timeout: 2h\n", "2h0m0s"},
+	} {
+		src := "version: 1\napi:\n  tokens:\n    - env: DRX_TEST_TOKEN\n" + tc.line
+		c, err := Parse("x.yaml", []byte(src), testOptions())
+		if err != nil {
+			t.Errorf("%q: %v", tc.line, err)
+			continue
+		}
+		if got := c.SQLTimeoutDuration().String(); got != tc.want {
+			t.Errorf("%q: SQLTimeoutDuration = %s, want %s", tc.line, got, tc.want)
+		}
 	}
 }

@@ -11,4 +11,7 @@
 // Relative paths in the file (store.data_dir, selections_dir, token files) are relative to
 // the directory holding the file, so a daemon started from any working directory reads the
 // same store.
+//
+// sql_timeout (default 60s, at most 24h) is the time limit of each statement a person
+// wrote, i.e. a selection's SQL, in commands and under serve: Config.SQLTimeoutDuration.
 package config

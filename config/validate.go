@@ -52,6 +52,7 @@ func (c *Config) Validate(opts ValidateOptions) error {
 	v.version()
 	v.api()
 	v.store()
+	v.sqlTimeout()
 	v.budget()
 	v.reports()
 	v.schedules()
@@ -175,6 +176,16 @@ func (v *validator) store() {
 	}
 	if fi, err := os.Stat(v.c.SelectionsDir); err == nil && !fi.IsDir() {
 		v.add(ErrBadValue, "selections_dir", "%s is not a directory", v.c.SelectionsDir)
+	}
+}
+
+func (v *validator) sqlTimeout() {
+	d, err := time.ParseDuration(v.c.SQLTimeout)
+	switch {
+	case err != nil:
+		v.add(ErrBadValue, "sql_timeout", "%q is not a duration; want e.g. 60s or 2m", v.c.SQLTimeout)
+	case d <= 0 || d > MaxSQLTimeout:
+		v.add(ErrBadValue, "sql_timeout", "%s is out of range; want more than 0 and at most 24h", v.c.SQLTimeout)
 	}
 }
 

@@ -87,11 +87,11 @@ func runChild(role, arg string) int {
 		if err != nil {
 			return fail(err)
 		}
-		_, rows, err := Query(ctx, s.DB(), "SELECT count(*) FROM jobs")
+		res, err := Query(ctx, s.DB(), "SELECT count(*) FROM jobs")
 		if err != nil {
 			return fail(err)
 		}
-		fmt.Println("ready", rows[0][0])
+		fmt.Println("ready", res.Rows[0][0])
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		return 0
 	case "write-loop": // write job pages with checkpoints into data dir arg until killed

@@ -1,7 +1,9 @@
 // Package load is drextract's DuckDB store: schema migrations, the current-state, history
 // and audit tables behind the Sink that extract writes to, the Parquet export, the
-// read-only serving copy, read-only queries and the data-directory lock. It knows nothing
-// of HTTP or the Datorama API: rows arrive as typed Go values with their raw JSON.
+// read-only serving copy, the sandbox that runs SQL a person wrote (Sandbox: read-only,
+// no file access, statement type judged by DuckDB, time limit), the one row scanner
+// (ScanRows) and the data-directory lock. It knows nothing of HTTP or the Datorama API:
+// rows arrive as typed Go values with their raw JSON.
 //
 // Files under the data directory:
 //

@@ -60,7 +60,7 @@ func fill(t testing.TB, s *Store, first int64, n int) {
 // exportCounts reads an export back with DuckDB: rows per table.
 func exportCounts(t testing.TB, dir string) (map[string]int64, error) {
 	t.Helper()
-	db, err := openDB("", false)
+	db, err := openDB("")
 	must(t, err)
 	defer db.Close()
 	entries, err := os.ReadDir(dir)
@@ -135,7 +135,7 @@ func TestExport(t *testing.T) {
 	}
 
 	// jobs is partitioned by data time: dataStartDate, else the UTC day of the start.
-	db, _ := openDB("", false)
+	db, _ := openDB("")
 	defer db.Close()
 	jobsGlob := quoteString(filepath.Join(parquetIn(dir), Jobs, "**", "*.parquet"))
 	part := func(id int64) string {
@@ -273,7 +273,7 @@ func TestExportReaderNeverSeesPartial(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		db, _ := openDB("", false)
+		db, _ := openDB("")
 		defer db.Close()
 		for {
 			select {

@@ -3,9 +3,8 @@ package load
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"strings"
 )
 
 // Column names a result column and its DuckDB type (e.g. "BIGINT", "TIMESTAMPTZ", "JSON").
@@ -14,38 +13,62 @@ type Column struct {
 	Type string
 }
 
-// Query runs one read-only statement (CheckReadOnly, confirmed by DuckDB's parser) and
-// returns all its rows. Values are as the DuckDB driver scans them: int64, float64,
-// string, bool, time.Time, []byte, nil, and parsed JSON (maps, slices) for JSON columns.
-// Use QueryEach for results too large to hold.
-func Query(ctx context.Context, db *sql.DB, query string, args ...any) (cols []string, rows [][]any, err error) {
-	err = QueryEach(ctx, db, query, args, func(c []Column) error {
-		for _, col := range c {
-			cols = append(cols, col.Name)
-		}
-		return nil
-	}, func(row []any) error {
-		rows = append(rows, row)
-		return nil
-	})
-	return cols, rows, err
+// Result is a whole query result. Values are as the DuckDB driver scans them: int64 (and
+// the other integer widths), float64, string, bool, time.Time, []byte, nil, *big.Int for
+// HUGEINT, and parsed JSON, lists and structs (maps, slices) for nested columns.
+type Result struct {
+	Columns []Column
+	Rows    [][]any
+	// More is set when the query had more rows than the limit it was read with.
+	More bool
 }
 
-// QueryEach runs one read-only statement, calls header once with the columns and then
-// row for every row, in order. The slice passed to row is fresh for each call. An error
-// from either callback stops the query and is returned.
-func QueryEach(ctx context.Context, db *sql.DB, query string, args []any,
-	header func([]Column) error, row func([]any) error) error {
-	if err := CheckReadOnly(query); err != nil {
-		return err
+// Names returns the column names in order.
+func (r *Result) Names() []string {
+	out := make([]string, len(r.Columns))
+	for i, c := range r.Columns {
+		out[i] = c.Name
 	}
-	if err := confirmSelect(ctx, db, query); err != nil {
-		return err
-	}
+	return out
+}
+
+// errEnough stops a scan once a limit is reached; it never leaves this package.
+var errEnough = errors.New("enough rows")
+
+// Query runs one of drextract's own statements on db and returns all its rows. It is for
+// SQL drextract wrote: SQL a person wrote goes through a Sandbox.
+func Query(ctx context.Context, db *sql.DB, query string, args ...any) (*Result, error) {
 	rs, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("running query: %w", err)
+		return nil, err
 	}
+	res := &Result{}
+	err = ScanRows(rs, func(c []Column) error { res.Columns = c; return nil },
+		func(row []any) error { res.Rows = append(res.Rows, row); return nil })
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// collect returns the header and row callbacks that gather at most limit rows (0: all)
+// into res, stopping the scan with errEnough at the row after the limit.
+func collect(res *Result, limit int) (func([]Column) error, func([]any) error) {
+	return func(c []Column) error { res.Columns = c; return nil },
+		func(row []any) error {
+			if limit > 0 && len(res.Rows) == limit {
+				res.More = true
+				return errEnough
+			}
+			res.Rows = append(res.Rows, row)
+			return nil
+		}
+}
+
+// ScanRows is drextract's one row scanner. It reads rs to its end: header once with the
+// columns, then row for every row in order, with a fresh slice each time. An error from
+// either callback stops the scan and is returned as it is. ScanRows closes rs.
+func ScanRows(rs *sql.Rows, header func([]Column) error, row func([]any) error) error {
 	defer rs.Close()
 	types, err := rs.ColumnTypes()
 	if err != nil {
@@ -71,33 +94,5 @@ func QueryEach(ctx context.Context, db *sql.DB, query string, args []any,
 			return err
 		}
 	}
-	if err := rs.Err(); err != nil {
-		return fmt.Errorf("running query: %w", err)
-	}
-	return nil
-}
-
-// confirmSelect asks DuckDB's own parser, which serialises SELECT statements only,
-// whether query is exactly one SELECT. A query the parser rejects for another reason
-// (a syntax error) is left to fail when it runs.
-func confirmSelect(ctx context.Context, db *sql.DB, query string) error {
-	var out string
-	if err := db.QueryRowContext(ctx, `SELECT CAST(json_serialize_sql(CAST($1 AS VARCHAR)) AS VARCHAR)`, query).Scan(&out); err != nil {
-		return fmt.Errorf("checking query: %w", err)
-	}
-	var res struct {
-		Error        bool              `json:"error"`
-		ErrorMessage string            `json:"error_message"`
-		Statements   []json.RawMessage `json:"statements"`
-	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		return fmt.Errorf("checking query: %w", err)
-	}
-	switch {
-	case res.Error && strings.Contains(res.ErrorMessage, "Only SELECT"):
-		return &ReadOnlyError{Reason: "DuckDB's parser says this is not a SELECT statement", Offset: -1}
-	case !res.Error && len(res.Statements) != 1:
-		return &ReadOnlyError{Reason: fmt.Sprintf("DuckDB's parser found %d statements", len(res.Statements)), Offset: -1}
-	}
-	return nil
+	return rs.Err()
 }

@@ -86,7 +86,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating store directory: %w", err)
 	}
-	db, err := openDB(path, false)
+	db, err := openDB(path)
 	if err != nil {
 		return nil, err
 	}
@@ -152,29 +152,24 @@ func (s *Store) init(ctx context.Context, migrations fs.FS) error {
 
 // OpenReadOnly opens an existing store file for queries. It never migrates or writes;
 // several processes may hold the same file read-only at once, but not while a writer
-// has it open.
+// has it open. DuckDB is configured as for a Sandbox (no access to any file but this
+// one, configuration locked), which also lets the two share the file in one process:
+// drextract's own reads need nothing else.
 func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("opening store read-only: %w", err)
 	}
-	db, err := openDB(path, true)
+	db, err := openLocked(ctx, path)
 	if err != nil {
 		return nil, err
-	}
-	if err := db.PingContext(ctx); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("opening %s read-only: %w", path, err)
 	}
 	return &Store{db: db, path: path, readOnly: true, clock: clock.Real{},
 		log: slog.Default().With("component", "load")}, nil
 }
 
-func openDB(path string, readOnly bool) (*sql.DB, error) {
-	dsn := path
-	if readOnly {
-		dsn += "?access_mode=read_only"
-	}
-	connector, err := duckdb.NewConnector(dsn, nil)
+// openDB opens path (":memory:" or "" for an in-memory database) read-write.
+func openDB(path string) (*sql.DB, error) {
+	connector, err := duckdb.NewConnector(path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("opening DuckDB file %s: %w", path, err)
 	}

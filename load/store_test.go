@@ -170,7 +170,7 @@ func TestMigrations(t *testing.T) {
 
 	// migrateOnly brings a raw DuckDB file to the given migrations, as an older binary did.
 	migrateOnly := func(path string, fs fstest.MapFS) (*sql.DB, int, error) {
-		db, err := openDB(path, false)
+		db, err := openDB(path)
 		must(t, err)
 		v, err := migrate(ctx, db, fs, clock.NewManual(t0), quietLogger())
 		return db, v, err
@@ -332,8 +332,8 @@ func TestOpenReadOnly(t *testing.T) {
 	must(t, err)
 	defer r2.Close()
 	for _, r := range []*Store{r1, r2} {
-		if _, rows, err := Query(ctx, r.DB(), `SELECT id FROM jobs`); err != nil || len(rows) != 5 {
-			t.Errorf("read-only query: %d rows, %v", len(rows), err)
+		if res, err := Query(ctx, r.DB(), `SELECT id FROM jobs`); err != nil || len(res.Rows) != 5 {
+			t.Errorf("read-only query: %v, %v", res, err)
 		}
 	}
 	if err := r1.Write(ctx, 1, Batch{Entity: Jobs, ParentID: 10}); !errors.Is(err, errReadOnly) {

@@ -39,7 +39,8 @@ func (r *Runner) Action(ctx context.Context, st *load.Store, o ActionOptions) *R
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	eng := &action.Engine{DB: st.DB(), Clock: r.clock(), Logger: r.Log}
+	eng := &action.Engine{DB: st.DB(), Clock: r.clock(), Logger: r.Log,
+		OpenUserSQL: action.StoreSandbox(st, r.Config.Store.ServingPath(), load.SandboxOptions{Timeout: r.Config.SQLTimeoutDuration()})}
 	if r.Pool != nil {
 		eng.Budget = func() action.BudgetView { return PoolBudgetView(r.Pool) }
 	}
