@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/drextract/drextract/clock"
@@ -107,9 +108,11 @@ func TestPoolUnlearnedTokensAreCandidates(t *testing.T) {
 }
 
 func TestPoolWaitsForTheFirstTokenToReopen(t *testing.T) {
-	mc := clock.NewManual(t0.Add(30 * time.Second))
-	stop := mc.AutoAdvance(2 * time.Millisecond)
-	defer stop()
+	synctest.Test(t, testPoolWaitsForTheFirstTokenToReopen)
+}
+
+func testPoolWaitsForTheFirstTokenToReopen(t *testing.T) {
+	mc := bubbleClock(t0.Add(30 * time.Second))
 	p := NewPool([]string{"tok-a", "tok-b"}, Config{Clock: mc})
 	reopen := map[string]time.Time{"tok-a": t0.Add(50 * time.Second), "tok-b": t0.Add(40 * time.Second)}
 	for _, tok := range []string{"tok-a", "tok-b"} {
@@ -124,6 +127,10 @@ func TestPoolWaitsForTheFirstTokenToReopen(t *testing.T) {
 }
 
 func TestPoolQuotaErrorWhenEveryTokenIsSpent(t *testing.T) {
+	synctest.Test(t, testPoolQuotaErrorWhenEveryTokenIsSpent)
+}
+
+func testPoolQuotaErrorWhenEveryTokenIsSpent(t *testing.T) {
 	midnight := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
 	mc := clock.NewManual(t0)
 	p := NewPool([]string{"tok-a", "tok-b"}, Config{Clock: mc, DailyQuota: 100})
