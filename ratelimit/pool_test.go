@@ -193,3 +193,18 @@ func TestPoolLearnAsksEveryToken(t *testing.T) {
 		t.Errorf("Learn error = %v, want it wrapped", err)
 	}
 }
+
+// TestPoolWithoutReserve: Reserve < 0 means none in a Pool as in a Budget (the config's
+// "reserve: 0"); the pool once applied the defaults twice and kept 10% back anyway.
+func TestPoolWithoutReserve(t *testing.T) {
+	midnight := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
+	mc := clock.NewManual(t0)
+	p := NewPool([]string{"tok-a"}, Config{Clock: mc, DailyQuota: 100, Reserve: -1})
+	perm := mustAcquire(t, p, context.Background(), wsCall(0))
+	perm.Done(200, rate(datorama.HeaderDailyLimit, "100", datorama.HeaderDailyRemaining, "1", datorama.HeaderDailyReset, ms(midnight)), 0)
+	if st := p.Status()[0]; st.Daily.Reserve != 0 || st.Daily.ScheduledLeft != 1 {
+		t.Errorf("daily status %+v, want no reserve and 1 left for scheduled calls", st.Daily)
+	}
+	perm = mustAcquire(t, p, context.Background(), wsCall(0)) // the last call of the day
+	perm.Done(200, rate(), 0)
+}
