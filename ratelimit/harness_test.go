@@ -85,7 +85,7 @@ func defaultOptions(o sim.Options) sim.Options {
 // read start now: real timers, so the bubble's clock drives it.
 func bubbleClock(start time.Time) *clock.Offset {
 	o := &clock.Offset{}
-	o.Advance(start.Sub(time.Now()))
+	o.Advance(time.Until(start))
 	return o
 }
 
