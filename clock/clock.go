@@ -1,8 +1,13 @@
 // Package clock is the one source of time for everything that waits: rate windows,
 // job lifecycles, cron and backoff. It knows nothing of the API or the store.
 //
-// Production code uses Real. Tests use a Manual clock, advanced by hand or set to
-// auto-advance so that a simulated day of traffic runs in real seconds.
+// Production code uses Real, and Remote for the API's clock: the host clock corrected
+// by the skew observed in the API's answers (their Date header), which is what the API's
+// timestamps (resets, job times) must be compared with. Tests use a Manual clock,
+// advanced by hand, or run in a testing/synctest bubble, where Real's timers move only
+// when every goroutine waits. AutoAdvance guesses idleness from real time, so a busy
+// machine makes it jump while a goroutine is still working: only the demo and
+// benchmarks should use it.
 package clock
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -87,44 +88,44 @@ func TestManualStoppedTimerIsGone(t *testing.T) {
 }
 
 // TestAutoAdvanceSkipsStoppedTimers is why Timer exists: a wait that ended another way
-// (here a context) must not leave a timer for AutoAdvance to jump to.
+// (here a context) must not leave a timer for AutoAdvance to jump to. It runs in a
+// synctest bubble, where AutoAdvance's idle detection reads the bubble's clock, which
+// moves only when every goroutine waits: the test does not depend on the machine's speed.
 func TestAutoAdvanceSkipsStoppedTimers(t *testing.T) {
-	m := NewManual(t0)
-	defer m.AutoAdvance(time.Millisecond)()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := Sleep(ctx, m, 24*time.Hour); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Sleep with a cancelled context: %v", err)
-	}
-	if err := Sleep(context.Background(), m, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(20 * time.Millisecond) // idle long enough for AutoAdvance to act
-	if m.Pending() != 0 {
-		t.Errorf("%d timers left pending", m.Pending())
-	}
-	if got := m.Now(); !got.Equal(t0.Add(time.Minute)) {
-		t.Errorf("clock at %v after a one-minute sleep, want %v (it jumped to an abandoned timer)", got, t0.Add(time.Minute))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		m := NewManual(t0)
+		defer m.AutoAdvance(time.Millisecond)()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := Sleep(ctx, m, 24*time.Hour); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Sleep with a cancelled context: %v", err)
+		}
+		if err := Sleep(context.Background(), m, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		// Long enough for AutoAdvance to have jumped to any timer left behind.
+		time.Sleep(time.Second)
+		if m.Pending() != 0 {
+			t.Errorf("%d timers left pending", m.Pending())
+		}
+		if got := m.Now(); !got.Equal(t0.Add(time.Minute)) {
+			t.Errorf("clock at %v after a one-minute sleep, want %v (it jumped to an abandoned timer)", got, t0.Add(time.Minute))
+		}
+	})
 }
 
 func TestAutoAdvanceJumpsToTheEarliestTimer(t *testing.T) {
-	m := NewManual(t0)
-	defer m.AutoAdvance(time.Millisecond)()
-	late := m.After(time.Hour)
-	select {
-	case at := <-m.After(time.Minute):
-		if !at.Equal(t0.Add(time.Minute)) {
+	synctest.Test(t, func(t *testing.T) {
+		m := NewManual(t0)
+		defer m.AutoAdvance(time.Millisecond)()
+		late := m.After(time.Hour)
+		if at := <-m.After(time.Minute); !at.Equal(t0.Add(time.Minute)) {
 			t.Errorf("woke at %v, want %v", at, t0.Add(time.Minute))
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("auto-advance did not move the clock")
-	}
-	select {
-	case <-late:
-	case <-time.After(5 * time.Second):
-		t.Fatal("auto-advance did not reach the second timer")
-	}
+		if at := <-late; !at.Equal(t0.Add(time.Hour)) {
+			t.Errorf("second timer woke at %v, want %v", at, t0.Add(time.Hour))
+		}
+	})
 }
 
 func TestSleepUntilThePast(t *testing.T) {
@@ -138,22 +139,23 @@ func TestSleepUntilThePast(t *testing.T) {
 }
 
 func TestOffsetAdvances(t *testing.T) {
-	var o Offset
-	before := time.Now()
-	o.Advance(90 * time.Minute)
-	o.Advance(-time.Hour) // ignored: the offset only grows
-	got := o.Now().Sub(before)
-	if got < 90*time.Minute || got > 91*time.Minute {
-		t.Errorf("offset clock is %v ahead, want 90m", got)
-	}
-	ch, stop := o.Timer(time.Hour)
-	stop()
-	if fired(ch) {
-		t.Error("stopped timer fired")
-	}
-	select {
-	case <-o.After(time.Millisecond):
-	case <-time.After(5 * time.Second):
-		t.Fatal("offset After did not fire in real time")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var o Offset
+		before := time.Now()
+		o.Advance(90 * time.Minute)
+		o.Advance(-time.Hour) // ignored: the offset only grows
+		if got := o.Now().Sub(before); got != 90*time.Minute {
+			t.Errorf("offset clock is %v ahead, want 90m", got)
+		}
+		ch, stop := o.Timer(time.Hour)
+		stop()
+		at := <-o.After(time.Millisecond)
+		if want := before.Add(90*time.Minute + time.Millisecond); !at.Equal(want) {
+			t.Errorf("offset After fired at %v, want %v (a millisecond of real time later)", at, want)
+		}
+		time.Sleep(2 * time.Hour)
+		if fired(ch) {
+			t.Error("stopped timer fired")
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/drextract/drextract/clock"
@@ -73,6 +74,8 @@ type Client struct {
 	gate       Gate // nil: unlimited; the client then waits out 429s itself
 	observer   Observer
 	clk        clock.Clock
+	api        *clock.Remote // the API's clock, learned from every answer's Date header
+	badDate    atomic.Bool   // an unreadable Date header was logged
 	log        *slog.Logger
 	maxRetries int
 	timeout    time.Duration
@@ -138,6 +141,13 @@ func WithObserver(o Observer) Option { return func(c *Client) { c.observer = o }
 // WithClock sets the clock used for backoff and 429 waits (and for CallRecord times).
 func WithClock(clk clock.Clock) Option { return func(c *Client) { c.clk = clk } }
 
+// WithAPIClock makes the client feed api with the Date header of every answer (2xx, 4xx
+// and 429 alike), so that api estimates the API's clock (see clock.Remote): give the same
+// Remote to the rate budget (ratelimit.Config.Clock) and to whatever compares the API's
+// timestamps with "now". api's host clock should be the client's (WithClock). Without
+// this option the client keeps an estimate of its own (APIClock).
+func WithAPIClock(api *clock.Remote) Option { return func(c *Client) { c.api = api } }
+
 // WithLogger sets the logger; the client adds component=datorama.
 func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
 
@@ -182,6 +192,9 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
+	if c.api == nil {
+		c.api = clock.NewRemote(c.clk, c.log)
+	}
 	c.log = c.log.With("component", "datorama")
 	if c.maxRetries < 0 {
 		c.maxRetries = 0
@@ -220,6 +233,10 @@ func sameHostRedirects(req *http.Request, via []*http.Request) error {
 	}
 	return nil
 }
+
+// APIClock returns the client's estimate of the API's clock, fed by every answer's Date
+// header: the Remote given with WithAPIClock, else one over the client's clock.
+func (c *Client) APIClock() *clock.Remote { return c.api }
 
 // BaseURL returns the base URL requests are made against, without /v1.
 func (c *Client) BaseURL() string { return c.base.String() }

@@ -293,7 +293,7 @@ func (c *Client) send(ctx context.Context, cl *call, handle handler) error {
 				c.log.DebugContext(ctx, "rate limited; the gate waits", "method", cl.method, "path", cl.route.tmpl, "attempt", n)
 				continue
 			}
-			wait := rateWait(o.rate, cl.kind, c.clk.Now(), limited)
+			wait := rateWait(o.rate, cl.kind, c.api.Now(), limited) // the headers' resets are API time
 			c.log.InfoContext(ctx, "rate limited; waiting for the window", "method", cl.method,
 				"path", cl.route.tmpl, "attempt", n, "wait", wait)
 			if err := clock.Sleep(ctx, c.clk, wait); err != nil {
@@ -400,7 +400,11 @@ func (c *Client) attempt(ctx context.Context, cl *call, n int, permit Permit, ha
 		if c.sandbox {
 			req.Header.Set("sandbox-mode", "true")
 		}
+		sentAt := c.api.Host().Now()
 		resp, err := c.hc.Do(req)
+		if resp != nil {
+			c.observeDate(ctx, resp.Header, sentAt)
+		}
 		if err != nil {
 			o.class, o.err = failTransport, c.transportError(ctx, actx, cl, err, token)
 			if !isTransientTransport(err) { // an error of the request itself, not the network
@@ -452,6 +456,28 @@ func (c *Client) attempt(ctx context.Context, cl *call, n int, permit Permit, ha
 	c.log.DebugContext(ctx, "datorama call", "method", cl.method, "path", cl.route.path, "status", o.status,
 		"attempt", n, "token", fp, "latency", latency)
 	return o
+}
+
+// observeDate feeds the API clock estimate with an answer's Date header (RFC 9110
+// §6.6.1: whole seconds, GMT) and the host time its request was sent at; it is called as
+// soon as the answer's headers arrived. An answer without a Date header is ignored; an
+// unreadable one is ignored and logged once per client, by its length only, since an
+// answer's headers are not ours to print.
+func (c *Client) observeDate(ctx context.Context, h http.Header, sent time.Time) {
+	received := c.api.Host().Now()
+	v := h.Get("Date")
+	if v == "" {
+		return
+	}
+	date, err := http.ParseTime(v)
+	if err != nil {
+		if !c.badDate.Swap(true) {
+			c.log.WarnContext(ctx, "ignoring an unreadable Date header; the API's clock is estimated from the others",
+				"length", len(v))
+		}
+		return
+	}
+	c.api.Observe(sent, received, date, clock.DateResolution)
 }
 
 // transportError names a failed exchange. A timeout of the attempt is reported as

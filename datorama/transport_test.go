@@ -345,6 +345,7 @@ func Test429WaitsForTheReset(t *testing.T) {
 	s := newScript(func(w http.ResponseWriter, r *http.Request) {
 		now := env.clk.Now()
 		sentAt = append(sentAt, now)
+		w.Header().Set("Date", now.UTC().Format(http.TimeFormat)) // a server's clock agrees with its resets
 		if now.Before(reset) {
 			answerWith(429, rateHeaders(0, 18300, reset, dailyReset), `{"errors":["Too Many Requests"]}`)(w, r)
 			return

@@ -25,7 +25,9 @@ type Budget struct {
 	cfg   Config
 	clk   clock.Clock
 	log   *slog.Logger
-	file  *stateFile // nil without a StateDir
+	file  *stateFile    // nil without a StateDir
+	api   *clock.Remote // Config.Clock when it estimates the API's clock, else nil
+	saver *clockSaver   // with a StateDir and api: where the estimate is saved
 	note  *notifier
 	owner string // names this Budget's calls in flight in the shared state
 	pid   int
@@ -39,6 +41,10 @@ type Budget struct {
 	throttled int
 	warned    map[string]time.Time
 	lastWhy   string
+	// probeID names the call in flight that was let through a daily-quota refusal to
+	// learn the API's clock; probed says one was sent. See apiclock.go.
+	probeID string
+	probed  bool
 }
 
 var _ datorama.Gate = (*Budget)(nil)
@@ -46,11 +52,24 @@ var _ datorama.Gate = (*Budget)(nil)
 // NewBudget returns the budget of token. Only the token's fingerprint is kept: permits
 // leave the token to the client (Permit.Token returns "").
 func NewBudget(token string, cfg Config) *Budget {
+	cfg = cfg.withDefaults()
+	cfg.restoreAPIClock(cfg.StateDir)
 	return newBudget(datorama.Fingerprint(token), "", cfg, nil)
 }
 
+// restoreAPIClock seeds a Clock that estimates the API's clock with the estimate saved
+// in dir, once per Budget, Pool or ReadStatus.
+func (cfg Config) restoreAPIClock(dir string) {
+	if api, ok := cfg.Clock.(*clock.Remote); ok {
+		if err := RestoreAPIClock(dir, api); err != nil {
+			cfg.Logger.Warn("ignoring the saved estimate of the API's clock", "component", "ratelimit", "err", err)
+		}
+	}
+}
+
+// newBudget makes a Budget of cfg, which has its defaults already: applying them twice
+// would turn Reserve's "none" (0 after defaults) into the default share.
 func newBudget(fp, token string, cfg Config, note *notifier) *Budget {
-	cfg = cfg.withDefaults()
 	var nonce [4]byte
 	_, _ = rand.Read(nonce[:])
 	b := &Budget{
@@ -64,10 +83,14 @@ func newBudget(fp, token string, cfg Config, note *notifier) *Budget {
 		rng:    mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
 		warned: map[string]time.Time{},
 	}
+	b.api, _ = cfg.Clock.(*clock.Remote)
 	switch {
 	case cfg.StateDir != "":
 		b.file = newStateFile(cfg.StateDir, fp)
 		b.note = notifierFor(cfg.StateDir)
+		if b.api != nil {
+			b.saver = saverFor(cfg.StateDir)
+		}
 	case note != nil:
 		b.note = note
 	default:
@@ -167,7 +190,7 @@ func (b *Budget) attempt(ctx context.Context, w *waiter, c datorama.Call, prio P
 			r.d = decision{UntilChange: true, Why: "behind a call of higher priority"}
 			return false
 		}
-		r.d = decide(input{
+		in := input{
 			Now:            now,
 			Remaining:      left,
 			Reset:          win.Reset,
@@ -183,7 +206,12 @@ func (b *Budget) attempt(ctx context.Context, w *waiter, c datorama.Call, prio P
 			Headroom:       b.cfg.Safety.Headroom,
 			Spread:         b.cfg.Safety.spreadFor(win.Limit),
 			Grace:          b.cfg.Safety.Grace,
-		})
+		}
+		r.d = decide(in)
+		probe := false
+		if r.d.Err != nil && b.quotaMayBeStale() {
+			r.d, probe = b.probeDecision(in, r.d)
+		}
 		if r.d.UntilChange {
 			r.foreign = s.foreignInFlight(c.Kind, win.Reset, b.pid)
 		}
@@ -198,6 +226,11 @@ func (b *Budget) attempt(ctx context.Context, w *waiter, c datorama.Call, prio P
 		b.seq++
 		id := fmt.Sprintf("%s-%d", b.owner, b.seq)
 		s.take(c.Kind, flight{ID: id, Owner: b.owner, PID: b.pid}, now)
+		if probe {
+			b.probeID, b.probed = id, true
+			b.log.Info("the shared state says the daily quota is gone, but this process has not seen the API's clock yet: sending one call to learn it",
+				"reset", s.Daily.Reset, "kind", c.Kind)
+		}
 		b.sent++
 		r.permit = &permit{b: b, id: id, kind: c.Kind}
 		return true
@@ -208,12 +241,43 @@ func (b *Budget) attempt(ctx context.Context, w *waiter, c datorama.Call, prio P
 	return r, nil
 }
 
+// quotaMayBeStale says a daily-quota refusal may come only from the shared state being
+// read on the wrong clock: this process estimates the API's clock but has not observed
+// it yet, so the state another process left may name a reset that has already passed on
+// the API's clock. Callers hold b.mu.
+func (b *Budget) quotaMayBeStale() bool {
+	return b.file != nil && b.api != nil && !b.api.Observed()
+}
+
+// probeDecision replaces a daily-quota refusal d that may be stale: the first call goes
+// (as soon as its minute window allows; probe reports it may go now), later ones wait
+// for its answer; once it was answered without telling the clock, the refusal stands.
+// Callers hold b.mu.
+func (b *Budget) probeDecision(in input, d decision) (_ decision, probe bool) {
+	switch {
+	case b.probeID != "":
+		return decision{UntilChange: true, Why: "waiting for the answer that tells the API's clock"}, false
+	case b.probed:
+		return d, false
+	}
+	in.DailyRemaining, in.Reserve = 1, 0
+	w := decide(in)
+	if !w.Go() {
+		return w, false
+	}
+	w.Why = "one call to learn the API's clock: the quota stop may be stale"
+	return w, true
+}
+
 // finish is Permit.Done: it reconciles the state with the attempt's answer.
 func (b *Budget) finish(p *permit, status int, rate datorama.Rate) {
 	var notes []string
 	var after windowState
 	var dailyLeft int
 	err := b.update(context.Background(), func(s *state, now time.Time) bool {
+		if p.id == b.probeID {
+			b.probeID = ""
+		}
 		notes = s.finish(p.id, p.kind, status, rate, now, b.rng.Float64())
 		if status == 429 {
 			b.throttled++
@@ -228,6 +292,11 @@ func (b *Budget) finish(p *permit, status int, rate datorama.Rate) {
 	if err != nil {
 		b.log.Error("recording a finished call", "err", err)
 		return
+	}
+	if b.saver != nil {
+		if err := b.saver.save(b.api); err != nil {
+			b.log.Warn("saving the estimate of the API's clock", "err", err)
+		}
 	}
 	if status == 429 {
 		b.log.Info("call throttled (429)", "kind", p.kind, "reset", after.Reset, "blocked_until", after.BlockedUntil,

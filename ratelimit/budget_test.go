@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/drextract/drextract/clock"
@@ -38,19 +39,6 @@ func seqOf(t *testing.T, p datorama.Permit) int {
 		t.Fatalf("permit id %q", id)
 	}
 	return n
-}
-
-// eventually polls cond for up to a second of real time: for waiting until goroutines
-// have queued, never for the outcome under test.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 1000 {
-		if cond() {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("timed out waiting until %s", what)
 }
 
 func TestAcquireWaitsForTheWindowToReopen(t *testing.T) {
@@ -86,35 +74,41 @@ func TestAcquireWaitsForTheWindowToReopen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start := t0.Add(20 * time.Second)
-			mc := clock.NewManual(start)
-			stop := mc.AutoAdvance(2 * time.Millisecond)
-			defer stop()
-			b := NewBudget("token-a", Config{Clock: mc})
-			reset := t0.Add(time.Minute)
-			p := mustAcquire(t, b, context.Background(), platformCall)
-			p.Done(tt.status, tt.rate(reset), time.Millisecond)
-			c := platformCall
-			if tt.attempt > 0 {
-				c.Attempt = tt.attempt
-			}
-			p = mustAcquire(t, b, context.Background(), c)
-			defer p.Done(200, rate(), 0)
-			got := mc.Now()
-			if tt.wantAt == nil {
-				if d := got.Sub(start); d < 500*time.Millisecond || d > time.Second {
-					t.Errorf("retried after %v, want a backoff within [0.5s, 1s]", d)
+			synctest.Test(t, func(t *testing.T) {
+				// The bubble's clock moves only while every goroutine waits: the grant comes
+				// at the first instant the budget allows, however busy the machine.
+				start := t0.Add(20 * time.Second)
+				mc := bubbleClock(start)
+				b := NewBudget("token-a", Config{Clock: mc})
+				reset := t0.Add(time.Minute)
+				p := mustAcquire(t, b, context.Background(), platformCall)
+				p.Done(tt.status, tt.rate(reset), time.Millisecond)
+				c := platformCall
+				if tt.attempt > 0 {
+					c.Attempt = tt.attempt
 				}
-				return
-			}
-			if want := tt.wantAt(reset); !got.Equal(want) {
-				t.Errorf("granted at %v, want %v", got, want)
-			}
+				p = mustAcquire(t, b, context.Background(), c)
+				defer p.Done(200, rate(), 0)
+				got := mc.Now()
+				if tt.wantAt == nil {
+					if d := got.Sub(start); d < 500*time.Millisecond || d > time.Second {
+						t.Errorf("retried after %v, want a backoff within [0.5s, 1s]", d)
+					}
+					return
+				}
+				if want := tt.wantAt(reset); !got.Equal(want) {
+					t.Errorf("granted at %v, want %v", got, want)
+				}
+			})
 		})
 	}
 }
 
 func TestAcquireGivesUpWhenTheContextEnds(t *testing.T) {
+	synctest.Test(t, testAcquireGivesUpWhenTheContextEnds)
+}
+
+func testAcquireGivesUpWhenTheContextEnds(t *testing.T) {
 	mc := clock.NewManual(t0)
 	b := NewBudget("token-a", Config{Clock: mc})
 	p := mustAcquire(t, b, context.Background(), platformCall)
@@ -125,7 +119,10 @@ func TestAcquireGivesUpWhenTheContextEnds(t *testing.T) {
 		_, err := b.Acquire(ctx, platformCall)
 		errc <- err
 	}()
-	eventually(t, "the call queues", func() bool { return b.waiting() == 1 })
+	synctest.Wait() // the call queued and waits
+	if n := b.waiting(); n != 1 {
+		t.Fatalf("%d calls waiting, want 1", n)
+	}
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Acquire = %v, want context.Canceled", err)
@@ -158,38 +155,43 @@ func TestWaitingCallsGoInPriorityOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mc := clock.NewManual(t0.Add(30 * time.Second))
-			b := NewBudget("token-a", Config{Clock: mc, Safety: Safety{Spread: -1}})
-			reset := t0.Add(time.Minute)
-			p := mustAcquire(t, b, context.Background(), platformCall)
-			p.Done(429, rate(datorama.HeaderRateLimitReset, ms(reset)), 0)
-			seqs := make([]int, len(tt.calls))
-			var wg sync.WaitGroup
-			for i, c := range tt.calls {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					call := platformCall
-					if c.retry {
-						call.Attempt = 2
+			synctest.Test(t, func(t *testing.T) {
+				mc := clock.NewManual(t0.Add(30 * time.Second))
+				b := NewBudget("token-a", Config{Clock: mc, Safety: Safety{Spread: -1}})
+				reset := t0.Add(time.Minute)
+				p := mustAcquire(t, b, context.Background(), platformCall)
+				p.Done(429, rate(datorama.HeaderRateLimitReset, ms(reset)), 0)
+				seqs := make([]int, len(tt.calls))
+				var wg sync.WaitGroup
+				for i, c := range tt.calls {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						call := platformCall
+						if c.retry {
+							call.Attempt = 2
+						}
+						p, err := b.Acquire(WithPriority(context.Background(), c.prio), call)
+						if err != nil {
+							t.Errorf("Acquire: %v", err)
+							return
+						}
+						seqs[i] = seqOf(t, p)
+						p.Done(200, rate(), 0)
+					}()
+					synctest.Wait() // queued before the next one starts
+					if n := b.waiting(); n != i+1 {
+						t.Fatalf("%d calls waiting, want %d", n, i+1)
 					}
-					p, err := b.Acquire(WithPriority(context.Background(), c.prio), call)
-					if err != nil {
-						t.Errorf("Acquire: %v", err)
-						return
-					}
-					seqs[i] = seqOf(t, p)
-					p.Done(200, rate(), 0)
-				}()
-				eventually(t, "the call queues", func() bool { return b.waiting() == i+1 })
-			}
-			mc.Set(reset.Add(grace))
-			wg.Wait()
-			for rank, i := range tt.want {
-				if seqs[i] != rank+2 { // permit 1 was the call that emptied the window
-					t.Errorf("call %d (%v) granted as #%d, want #%d (grant order %v)", i, tt.calls[i], seqs[i]-1, rank+1, seqs)
 				}
-			}
+				mc.Set(reset.Add(grace))
+				wg.Wait()
+				for rank, i := range tt.want {
+					if seqs[i] != rank+2 { // permit 1 was the call that emptied the window
+						t.Errorf("call %d (%v) granted as #%d, want #%d (grant order %v)", i, tt.calls[i], seqs[i]-1, rank+1, seqs)
+					}
+				}
+			})
 		})
 	}
 }
@@ -248,16 +250,23 @@ func TestDailyQuotaAndReserve(t *testing.T) {
 // TestFirstCallOfAWindowProbes: before any answer of a window, a second call waits for
 // the first one's answer instead of guessing.
 func TestFirstCallOfAWindowProbes(t *testing.T) {
+	synctest.Test(t, testFirstCallOfAWindowProbes)
+}
+
+func testFirstCallOfAWindowProbes(t *testing.T) {
 	mc := clock.NewManual(t0)
 	b := NewBudget("token-a", Config{Clock: mc})
 	first := mustAcquire(t, b, context.Background(), platformCall)
 	got := make(chan datorama.Permit, 1)
 	go func() { got <- mustAcquire(t, b, context.Background(), platformCall) }()
-	eventually(t, "the second call queues", func() bool { return b.waiting() == 1 })
+	synctest.Wait() // the second call has done all it can before the first one's answer
 	select {
 	case <-got:
 		t.Fatal("second call went before the first one's answer")
-	case <-time.After(5 * time.Millisecond):
+	default:
+	}
+	if n := b.waiting(); n != 1 {
+		t.Fatalf("%d calls waiting, want 1", n)
 	}
 	first.Done(200, rate(platform(60, 40, t0.Add(time.Minute))...), 0)
 	second := <-got
@@ -336,10 +345,12 @@ func TestStatus(t *testing.T) {
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// acquireNow is Acquire for a call that must not wait on the clock: on a manual clock
-// nobody advances, a call that waits is cut off after a short real-time limit.
+// acquireNow is Acquire for a call that must not wait: called inside a synctest bubble,
+// where the timeout fires only once every goroutine waits, a call that waits (on the
+// clock or for another call) fails with context.DeadlineExceeded, however slow the
+// machine is, and one that may go never does.
 func acquireNow(g datorama.Gate, c datorama.Call) (datorama.Permit, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	return g.Acquire(ctx, c)
 }

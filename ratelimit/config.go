@@ -31,7 +31,10 @@ type Config struct {
 	Reserve float64
 	// BackfillReserve is a further share of the daily quota Backfill calls may not spend.
 	BackfillReserve float64
-	// Clock is what all waiting goes through; default clock.Real{}.
+	// Clock is what all waiting goes through and what the API's resets are compared
+	// with; default clock.Real{}. Give it the client's *clock.Remote (datorama.WithAPIClock)
+	// so resets compare with the API's clock rather than the host's: the budget then
+	// restores and saves that estimate under StateDir (see RestoreAPIClock).
 	Clock clock.Clock
 	// StateDir holds one small state file per token fingerprint that every process on the
 	// machine using that token reads and writes under a file lock, so they share one

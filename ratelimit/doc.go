@@ -31,6 +31,11 @@
 //   - A waiting Interactive call goes before waiting Scheduled calls, and those before
 //     Backfill calls. Priorities are honoured within a process; between processes sharing
 //     a state file, calls are served as they come.
+//   - Resets are the API's times: given a *clock.Remote as Config.Clock (the client's
+//     API clock), the budget compares them with the API's clock, saves that estimate
+//     beside the token states and restores it in the next process; a process that has
+//     not heard the API yet lets one call through a daily-quota stop, since the stop may
+//     only be stale (apiclock.go).
 //   - With Config.StateDir, every process on the machine using a token reads and writes
 //     one small state file per token under a file lock, calls in flight included. A call
 //     in flight whose process died, or that is older than Safety.InFlightTTL, is

@@ -36,6 +36,7 @@ var _ datorama.Gate = (*Pool)(nil)
 // dropped. All budgets share cfg (and so its StateDir: each token has its own file).
 func NewPool(tokens []string, cfg Config) *Pool {
 	cfg = cfg.withDefaults()
+	cfg.restoreAPIClock(cfg.StateDir)
 	p := &Pool{cfg: cfg, note: &notifier{}, visible: map[string]map[int64]bool{}}
 	seen := map[string]bool{}
 	for _, t := range tokens {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/drextract/drextract/clock"
@@ -107,9 +108,11 @@ func TestPoolUnlearnedTokensAreCandidates(t *testing.T) {
 }
 
 func TestPoolWaitsForTheFirstTokenToReopen(t *testing.T) {
-	mc := clock.NewManual(t0.Add(30 * time.Second))
-	stop := mc.AutoAdvance(2 * time.Millisecond)
-	defer stop()
+	synctest.Test(t, testPoolWaitsForTheFirstTokenToReopen)
+}
+
+func testPoolWaitsForTheFirstTokenToReopen(t *testing.T) {
+	mc := bubbleClock(t0.Add(30 * time.Second))
 	p := NewPool([]string{"tok-a", "tok-b"}, Config{Clock: mc})
 	reopen := map[string]time.Time{"tok-a": t0.Add(50 * time.Second), "tok-b": t0.Add(40 * time.Second)}
 	for _, tok := range []string{"tok-a", "tok-b"} {
@@ -124,6 +127,10 @@ func TestPoolWaitsForTheFirstTokenToReopen(t *testing.T) {
 }
 
 func TestPoolQuotaErrorWhenEveryTokenIsSpent(t *testing.T) {
+	synctest.Test(t, testPoolQuotaErrorWhenEveryTokenIsSpent)
+}
+
+func testPoolQuotaErrorWhenEveryTokenIsSpent(t *testing.T) {
 	midnight := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
 	mc := clock.NewManual(t0)
 	p := NewPool([]string{"tok-a", "tok-b"}, Config{Clock: mc, DailyQuota: 100})
@@ -185,4 +192,19 @@ func TestPoolLearnAsksEveryToken(t *testing.T) {
 	if err := p.Learn(context.Background(), func(context.Context) ([]int64, error) { return nil, failing }); !errors.Is(err, failing) {
 		t.Errorf("Learn error = %v, want it wrapped", err)
 	}
+}
+
+// TestPoolWithoutReserve: Reserve < 0 means none in a Pool as in a Budget (the config's
+// "reserve: 0"); the pool once applied the defaults twice and kept 10% back anyway.
+func TestPoolWithoutReserve(t *testing.T) {
+	midnight := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
+	mc := clock.NewManual(t0)
+	p := NewPool([]string{"tok-a"}, Config{Clock: mc, DailyQuota: 100, Reserve: -1})
+	perm := mustAcquire(t, p, context.Background(), wsCall(0))
+	perm.Done(200, rate(datorama.HeaderDailyLimit, "100", datorama.HeaderDailyRemaining, "1", datorama.HeaderDailyReset, ms(midnight)), 0)
+	if st := p.Status()[0]; st.Daily.Reserve != 0 || st.Daily.ScheduledLeft != 1 {
+		t.Errorf("daily status %+v, want no reserve and 1 left for scheduled calls", st.Daily)
+	}
+	perm = mustAcquire(t, p, context.Background(), wsCall(0)) // the last call of the day
+	perm.Done(200, rate(), 0)
 }

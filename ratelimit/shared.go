@@ -84,21 +84,7 @@ func (f *stateFile) save(s *state) error {
 	if err != nil {
 		return fmt.Errorf("encoding the rate-limit state: %w", err)
 	}
-	tmp, err := os.CreateTemp(f.dir, filepath.Base(f.path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("writing the rate-limit state: %w", err)
-	}
-	_, werr := tmp.Write(append(b, '\n'))
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), f.path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("replacing %s: %w", f.path, err)
-	}
-	return nil
+	return writeFileAtomic(f.dir, f.path, append(b, '\n'))
 }
 
 // notifier wakes every waiter when a budget's state may have changed in this process.

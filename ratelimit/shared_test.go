@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/drextract/drextract/clock"
@@ -44,6 +45,10 @@ func writeState(t *testing.T, dir, token string, edit func(s *state)) {
 // TestSharedStateIsOneBudget: two Budgets of one token on one StateDir (two "processes")
 // spend one window between them, and each sees the other's calls.
 func TestSharedStateIsOneBudget(t *testing.T) {
+	synctest.Test(t, testSharedStateIsOneBudget)
+}
+
+func testSharedStateIsOneBudget(t *testing.T) {
 	dir := t.TempDir()
 	mc := clock.NewManual(t0)
 	cfg := Config{Clock: mc, StateDir: dir, PlatformLimit: 10, Safety: Safety{Spread: -1}}
@@ -113,15 +118,17 @@ func TestStaleStateBlocksNobody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			writeState(t, dir, "token-a", tt.edit)
-			mc := clock.NewManual(now)
-			b := NewBudget("token-a", Config{Clock: mc, StateDir: dir})
-			p, err := acquireNow(b, platformCall)
-			if err != nil {
-				t.Fatalf("Acquire: %v", err)
-			}
-			p.Done(200, rate(), 0)
+			synctest.Test(t, func(t *testing.T) {
+				dir := t.TempDir()
+				writeState(t, dir, "token-a", tt.edit)
+				mc := clock.NewManual(now)
+				b := NewBudget("token-a", Config{Clock: mc, StateDir: dir})
+				p, err := acquireNow(b, platformCall)
+				if err != nil {
+					t.Fatalf("Acquire: %v", err)
+				}
+				p.Done(200, rate(), 0)
+			})
 		})
 	}
 }
@@ -129,6 +136,10 @@ func TestStaleStateBlocksNobody(t *testing.T) {
 // TestWaitsForAnotherProcessesProbe: a live process's first call of the window makes
 // this one wait, polling the file, until its answer is recorded.
 func TestWaitsForAnotherProcessesProbe(t *testing.T) {
+	synctest.Test(t, testWaitsForAnotherProcessesProbe)
+}
+
+func testWaitsForAnotherProcessesProbe(t *testing.T) {
 	dir := t.TempDir()
 	now := t0.Add(30 * time.Second)
 	reset := t0.Add(time.Minute)
@@ -145,7 +156,10 @@ func TestWaitsForAnotherProcessesProbe(t *testing.T) {
 		}
 		got <- err
 	}()
-	eventually(t, "the call polls", func() bool { return mc.Pending() == 1 })
+	synctest.Wait() // the call read the file and waits to poll it again
+	if n := mc.Pending(); n != 1 {
+		t.Fatalf("%d timers pending, want the poll's", n)
+	}
 	select {
 	case err := <-got:
 		t.Fatalf("Acquire returned (%v) while another process's probe was in flight", err)
@@ -170,21 +184,23 @@ func TestCorruptStateFileIsReplaced(t *testing.T) {
 		"hostile structure": `{"version":1,"fingerprint":"` + datorama.Fingerprint("token-a") + `","platform":{"limit":-1,"remaining":-99999999,"reset":"9999-01-01T00:00:00Z"},"in_flight":[{"id":"a","pid":-5,"sent":"0001-01-01T00:00:00Z"}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, datorama.Fingerprint("token-a")+".json")
-			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			mc := clock.NewManual(t0)
-			b := NewBudget("token-a", Config{Clock: mc, StateDir: dir, Logger: discard()})
-			p, err := acquireNow(b, platformCall)
-			if err != nil {
-				t.Fatalf("Acquire: %v", err)
-			}
-			p.Done(200, rate(), 0)
-			if _, err := readState(path, datorama.Fingerprint("token-a")); err != nil {
-				t.Errorf("state file still unreadable: %v", err)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, datorama.Fingerprint("token-a")+".json")
+				if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				mc := clock.NewManual(t0)
+				b := NewBudget("token-a", Config{Clock: mc, StateDir: dir, Logger: discard()})
+				p, err := acquireNow(b, platformCall)
+				if err != nil {
+					t.Fatalf("Acquire: %v", err)
+				}
+				p.Done(200, rate(), 0)
+				if _, err := readState(path, datorama.Fingerprint("token-a")); err != nil {
+					t.Errorf("state file still unreadable: %v", err)
+				}
+			})
 		})
 	}
 }

@@ -92,6 +92,7 @@ func statusOf(s *state, now time.Time, cfg Config) Status {
 // found is false when no process has recorded anything for the token yet.
 func ReadStatus(stateDir, fingerprint string, cfg Config) (st Status, found bool, err error) {
 	cfg = cfg.withDefaults()
+	cfg.restoreAPIClock(stateDir)
 	s, err := readState(filepath.Join(stateDir, fingerprint+".json"), fingerprint)
 	if err != nil || s == nil {
 		return Status{}, false, err

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/drextract/drextract/clock"
@@ -34,14 +35,18 @@ schedules:
     cron: "0 6 * * *"
     export: {}
 `)
-	mc := clock.NewManual(t0)
-	rr := &recordingRunner{t: t, clock: mc, dur: map[string]time.Duration{"jobs-half-hourly": 2 * time.Minute}}
 	m := NewMetrics()
-	s, err := New(Options{Schedules: scheds, Runner: rr, Clock: mc, Logger: discard(), Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runFor(t, s, mc, rr, t0.Add(70*time.Minute))
+	var s *Scheduler
+	synctest.Test(t, func(t *testing.T) {
+		mc := clock.NewManual(t0)
+		rr := &recordingRunner{t: t, clock: mc, dur: map[string]time.Duration{"jobs-half-hourly": 2 * time.Minute}}
+		var err error
+		s, err = New(Options{Schedules: scheds, Runner: rr, Clock: mc, Logger: discard(), Metrics: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runFor(t, s, mc, rr, t0.Add(70*time.Minute))
+	})
 
 	m.ObserveAPICall("GET /v1/workspaces", 200, 80*time.Millisecond)
 	m.ObserveAPICall("GET /v1/workspaces", 200, 90*time.Millisecond)
@@ -325,7 +330,7 @@ func TestServeShutdown(t *testing.T) {
 		if err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute): // bounds a hang only
 		t.Fatal("Serve did not return")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/drextract/drextract/clock"
@@ -111,68 +112,60 @@ func (r *recordingRunner) list() []run {
 }
 
 // runFor runs the scheduler on the virtual clock until the clock reaches until, then
-// cancels it and returns once Run has returned.
+// cancels it and returns once Run has returned. It must be called inside a synctest
+// bubble, with s made there.
 //
 // The clock is driven deterministically rather than by auto-advance: it moves only once
-// every goroutine waits on it — one timer per schedule, plus the run's own timer while a
-// run is under way — and then straight to the earliest of those timers. So the test
-// does not depend on how fast the machine is.
+// every goroutine of the scheduler and the runner waits (synctest.Wait) — one timer per
+// schedule, plus the run's own timer while a run is under way — and then straight to the
+// earliest of those timers. So the test does not depend on how fast the machine is.
 func runFor(t *testing.T, s *Scheduler, mc *clock.Manual, rr *recordingRunner, until time.Time) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	for {
-		next := waitQuiescent(t, s, mc, rr)
+		next := nextWake(t, s, mc, rr)
 		if next.After(until) {
 			break
 		}
 		mc.Set(next)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return within 5 s of cancel")
+	// Inside the bubble a Run that never returned would be reported as a deadlock.
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
 
-// waitQuiescent waits until the scheduler and the runner all wait on the clock and
-// returns the earliest time they wait for.
-func waitQuiescent(t *testing.T, s *Scheduler, mc *clock.Manual, rr *recordingRunner) time.Time {
+// nextWake waits until the scheduler and the runner all wait, checks that they wait on
+// the clock, and returns the earliest time they wait for.
+func nextWake(t *testing.T, s *Scheduler, mc *clock.Manual, rr *recordingRunner) time.Time {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		snap := s.Snapshot()
-		want := len(snap.Schedules)
-		if snap.Running != nil {
-			want++ // the run sleeps on the clock
-		}
-		starting := snap.Running == nil && len(snap.Queue) > 0
-		if !starting && mc.Pending() == want {
-			var next time.Time
-			for _, st := range snap.Schedules {
-				if st.NextRun != nil && (next.IsZero() || st.NextRun.Before(next)) {
-					next = *st.NextRun
-				}
-			}
-			if snap.Running != nil {
-				if w := rr.wakeAt(); next.IsZero() || w.Before(next) {
-					next = w
-				}
-			}
-			if next.After(mc.Now()) {
-				return next
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("scheduler not quiescent at %s: %d timers, snapshot %+v", mc.Now(), mc.Pending(), snap)
-		}
-		time.Sleep(100 * time.Microsecond)
+	synctest.Wait()
+	snap := s.Snapshot()
+	want := len(snap.Schedules)
+	if snap.Running != nil {
+		want++ // the run sleeps on the clock
 	}
+	if starting := snap.Running == nil && len(snap.Queue) > 0; starting || mc.Pending() != want {
+		t.Fatalf("scheduler idle at %s but not waiting on the clock: %d timers, want %d; snapshot %+v", mc.Now(), mc.Pending(), want, snap)
+	}
+	var next time.Time
+	for _, st := range snap.Schedules {
+		if st.NextRun != nil && (next.IsZero() || st.NextRun.Before(next)) {
+			next = *st.NextRun
+		}
+	}
+	if snap.Running != nil {
+		if w := rr.wakeAt(); next.IsZero() || w.Before(next) {
+			next = w
+		}
+	}
+	if !next.After(mc.Now()) {
+		t.Fatalf("scheduler idle at %s waiting for %s", mc.Now(), next)
+	}
+	return next
 }
 
 func at(hhmm string) time.Time {
@@ -207,6 +200,10 @@ schedules:
     concurrency: skip
     export: {}
 `)
+	synctest.Test(t, func(t *testing.T) { testScheduler24h(t, scheds) })
+}
+
+func testScheduler24h(t *testing.T, scheds []*config.Schedule) {
 	mc := clock.NewManual(t0)
 	rr := &recordingRunner{t: t, clock: mc, dur: map[string]time.Duration{
 		"jobs-quarter":   4 * time.Minute,
@@ -326,13 +323,16 @@ schedules:
     concurrency: %s
     export: {}
 `, tt.concurrency))
-			mc := clock.NewManual(t0)
-			rr := &recordingRunner{t: t, clock: mc, dur: map[string]time.Duration{"long": 30 * time.Minute, "short": time.Minute}}
-			s, err := New(Options{Schedules: scheds, Runner: rr, Clock: mc, Logger: discard()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			runFor(t, s, mc, rr, t0.Add(2*time.Hour+15*time.Minute))
+			var rr *recordingRunner
+			synctest.Test(t, func(t *testing.T) {
+				mc := clock.NewManual(t0)
+				rr = &recordingRunner{t: t, clock: mc, dur: map[string]time.Duration{"long": 30 * time.Minute, "short": time.Minute}}
+				s, err := New(Options{Schedules: scheds, Runner: rr, Clock: mc, Logger: discard()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				runFor(t, s, mc, rr, t0.Add(2*time.Hour+15*time.Minute))
+			})
 			var got []string
 			for _, r := range rr.list() {
 				if r.name == "short" && r.start.Before(at("02:00")) {
@@ -358,6 +358,10 @@ schedules:
     cron: "5 * * * *"
     export: {}
 `)
+	synctest.Test(t, func(t *testing.T) { testFailuresDoNotStopTheDaemon(t, scheds) })
+}
+
+func testFailuresDoNotStopTheDaemon(t *testing.T, scheds []*config.Schedule) {
 	mc := clock.NewManual(t0)
 	rr := &recordingRunner{t: t, clock: mc, dur: map[string]time.Duration{"flaky": time.Minute, "steady": time.Minute}}
 	rr.fn = func(name string, attempt int) (Outcome, error) {
@@ -431,16 +435,13 @@ schedules:
 }
 
 // TestCancelDuringLongRun: cancelling (as SIGTERM does) while a run takes a virtual 10 h
-// makes Run return at once; the run is recorded as canceled, not failed, and nothing
-// queued starts afterwards.
+// makes Run return at once — without the clock moving, so the run cannot have ended on
+// its own; the run is recorded as canceled, not failed, and nothing queued starts
+// afterwards. Cancelling runs in a synctest bubble; SIGTERM cannot (the signal comes from
+// outside any bubble), so that case polls, with deadlines that only bound a hang.
 func TestCancelDuringLongRun(t *testing.T) {
-	tests := []struct {
-		name   string
-		signal bool
-	}{{"cancel", false}, {"sigterm", true}}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			scheds := loadSchedules(t, `
+	scheds := func(t *testing.T) []*config.Schedule {
+		return loadSchedules(t, `
 schedules:
   - name: long
     cron: "0 * * * *"
@@ -449,57 +450,69 @@ schedules:
     cron: "5 1 * * *"
     export: {}
 `)
-			mc := clock.NewManual(t0)
-			rr := &recordingRunner{t: t, clock: mc, dur: map[string]time.Duration{"long": 10 * time.Hour}, started: make(chan string, 4)}
-			s, err := New(Options{Schedules: scheds, Runner: rr, Clock: mc, Logger: discard()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			if tt.signal {
-				var stop context.CancelFunc
-				ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM)
-				defer stop()
-			}
-			done := make(chan error, 1)
-			go func() { done <- s.Run(ctx) }()
-			waitPending(t, mc, 2) // both schedules wait on their next fire
-			mc.Set(at("01:00"))
-			if name := <-rr.started; name != "long" {
-				t.Fatalf("first run %s, want long", name)
-			}
-			waitPending(t, mc, 3) // the run's sleep and both schedules' next fires
-			mc.Set(at("01:05"))   // "queued" fires and waits behind "long"
-			waitUntil(t, func() bool { return len(s.Snapshot().Queue) == 1 })
-
-			begin := time.Now()
-			if tt.signal {
-				if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
-					t.Fatal(err)
+	}
+	t.Run("cancel", func(t *testing.T) {
+		sc := scheds(t)
+		synctest.Test(t, func(t *testing.T) {
+			cancelDuringLongRun(t, sc, false, func(what string, cond func() bool) {
+				synctest.Wait()
+				if !cond() {
+					t.Fatalf("idle before %s", what)
 				}
-			} else {
-				cancel()
-			}
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("Run: %v", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("Run did not return within 5 s")
-			}
-			if d := time.Since(begin); d > 2*time.Second {
-				t.Errorf("Run took %s to return", d)
-			}
-			if runs := rr.list(); len(runs) != 1 || runs[0].name != "long" {
-				t.Errorf("runs = %+v, want only the cut-short long run", runs)
-			}
-			st := statusOf(s, "long")
-			if st.LastRun == nil || st.LastRun.Status != StatusCanceled || st.ConsecutiveFailures != 0 || st.LastRun.Error != "" {
-				t.Errorf("long after cancel: %+v %+v", st, st.LastRun)
-			}
+			})
 		})
+	})
+	t.Run("sigterm", func(t *testing.T) {
+		cancelDuringLongRun(t, scheds(t), true, func(what string, cond func() bool) { waitUntil(t, what, cond) })
+	})
+}
+
+// cancelDuringLongRun is TestCancelDuringLongRun; settle waits until cond holds.
+func cancelDuringLongRun(t *testing.T, scheds []*config.Schedule, sigterm bool, settle func(what string, cond func() bool)) {
+	mc := clock.NewManual(t0)
+	rr := &recordingRunner{t: t, clock: mc, dur: map[string]time.Duration{"long": 10 * time.Hour}, started: make(chan string, 4)}
+	s, err := New(Options{Schedules: scheds, Runner: rr, Clock: mc, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if sigterm {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM)
+		defer stop()
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	settle("both schedules wait on their next fire", func() bool { return mc.Pending() >= 2 })
+	mc.Set(at("01:00"))
+	if name := <-rr.started; name != "long" {
+		t.Fatalf("first run %s, want long", name)
+	}
+	settle("the run sleeps and both schedules wait", func() bool { return mc.Pending() >= 3 })
+	mc.Set(at("01:05")) // "queued" fires and waits behind "long"
+	settle("queued waits behind long", func() bool { return len(s.Snapshot().Queue) == 1 })
+
+	if sigterm {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		cancel()
+	}
+	settle("Run returns", func() bool { return len(done) == 1 })
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !mc.Now().Equal(at("01:05")) {
+		t.Errorf("the clock moved to %s", mc.Now())
+	}
+	if runs := rr.list(); len(runs) != 1 || runs[0].name != "long" || !runs[0].end.Equal(at("01:05")) {
+		t.Errorf("runs = %+v, want only the long run, cut short at 01:05", runs)
+	}
+	st := statusOf(s, "long")
+	if st.LastRun == nil || st.LastRun.Status != StatusCanceled || st.ConsecutiveFailures != 0 || st.LastRun.Error != "" {
+		t.Errorf("long after cancel: %+v %+v", st, st.LastRun)
 	}
 }
 
@@ -538,19 +551,13 @@ func statusOf(s *Scheduler, name string) ScheduleStatus {
 	return ScheduleStatus{}
 }
 
-func waitPending(t *testing.T, mc *clock.Manual, n int) {
+// waitUntil polls cond; the deadline only bounds a hang.
+func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	waitUntil(t, func() bool { return mc.Pending() >= n })
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 5 s")
+			t.Fatalf("still waiting, after a minute, until %s", what)
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

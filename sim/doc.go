@@ -25,6 +25,12 @@
 //     days covered by SUCCESS jobs (Truth.DailyRows).
 //   - Token visibility: a workspace a token cannot see answers 403 on workspace-scoped
 //     paths; streams and jobs of such a workspace answer 404, as if they did not exist.
+//   - Every answer (2xx, 4xx, 429, 5xx, and the /_sim/ controls) carries a Date header in
+//     the simulator's own time (its clock, moved by POST /_sim/advance), in IMF-fixdate
+//     form, whole seconds, GMT. [I] Inferred from HTTP conventions, not from Datorama
+//     sources: RFC 9110 §6.6.1 requires an origin server with a clock to send Date on
+//     2xx, 3xx and 4xx answers (and allows it on 5xx), and every common server does. The
+//     facts file says nothing about Date. The client estimates the API's clock from it.
 //
 // Faults (Options.Faults, SetFaults, POST /_sim/faults, `drextract sim --faults`) come in
 // two families. FaultKinds fail in transport or paging (5xx, slow answers, resets,

@@ -127,6 +127,7 @@ func (s *Sim) catchUp() int64 {
 // counted).
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/_sim/") || r.URL.Path == "/_sim" {
+		w.Header().Set("Date", httpDate(s.clk.Now().UnixMilli()))
 		s.ctl.ServeHTTP(w, r)
 		return
 	}
@@ -215,6 +216,9 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, label string, kin
 	s.mu.Lock()
 	now := s.catchUp()
 	c := &call{s: s, st: s.st, r: r, label: label, body: body, now: now, header: http.Header{}}
+	// Every answer, 429s and errors included, carries the simulator's own time, as an
+	// origin server with a clock does (RFC 9110 §6.6.1); net/http would stamp the host's.
+	c.header.Set("Date", httpDate(now))
 	tok := s.byTok[secret]
 	c.tok = tok
 	fault := ""
@@ -322,6 +326,9 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, label string, kin
 		_, _ = w.Write(c.out)
 	}
 }
+
+// httpDate formats epoch ms as an HTTP Date header: IMF-fixdate, whole seconds, GMT.
+func httpDate(ms int64) string { return time.UnixMilli(ms).UTC().Format(http.TimeFormat) }
 
 // resetMidBody sends the status line, the headers (announcing the whole body) and half
 // of the body, then resets the connection.
