@@ -110,7 +110,7 @@ func runActionsLog(ctx context.Context, cmd *cobra.Command, opts actionsLogOptio
 	defer st.Close()
 	f := action.LogFilter{RunID: opts.run}
 	if opts.since > 0 {
-		f.Since = w.clock.Now().Add(-opts.since)
+		f.Since = w.api.Now().Add(-opts.since)
 	}
 	res, err := action.Log(ctx, st.DB(), f)
 	if err != nil {

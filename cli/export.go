@@ -2,14 +2,13 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/drextract/drextract/load"
 )
 
 func init() { register(newExportCommand) }
@@ -36,7 +35,7 @@ Exit codes: 0 ok, 1 failure (no store, locked, I/O error), 130 interrupted.`,
 	}
 }
 
-func runExportCommand(ctx context.Context, cmd *cobra.Command, g *globalOptions, _ []string) error {
+func runExportCommand(ctx context.Context, cmd *cobra.Command, g *globalOptions, _ []string) (err error) {
 	w, err := loadWiring(cmd, g)
 	if err != nil {
 		return err
@@ -45,36 +44,19 @@ func runExportCommand(ctx context.Context, cmd *cobra.Command, g *globalOptions,
 	if _, err := os.Stat(live); err != nil {
 		return fmt.Errorf("no store at %s: run drextract extract first", live)
 	}
-	st, closeStore, err := w.openStore(ctx)
+	r, st, closeStore, err := w.writer(ctx, false)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-
-	start := w.clock.Now()
-	runID, err := st.StartRun(ctx, load.RunStart{Schedule: "cli", Kind: "export", Started: start})
-	if err != nil {
-		return err
+	defer closing(&err, closeStore)
+	res := r.Export(ctx, st)
+	if stats := res.Export; stats != nil {
+		fmt.Fprintf(g.stdout, "exported %d tables, %d rows, %d files (%.1f MB) to %s in %s\n",
+			stats.Tables(), stats.TotalRows(), stats.Files, float64(stats.Bytes)/1e6, w.cfg.Store.ParquetDir(),
+			stats.Duration.Round(time.Millisecond))
 	}
-	stats, err := st.Export(ctx, w.cfg.Store.ParquetDir())
-	end := load.RunEnd{Finished: w.clock.Now(), Status: load.RunOK, Rows: map[string]int{}}
-	for t, n := range stats.Rows {
-		end.Rows[t] = int(n)
+	if res.Publish != nil && res.Publish.Err() == nil {
+		fmt.Fprintf(g.stdout, "published %s\n", strings.Join(res.Publish.Targets, ", "))
 	}
-	if err != nil {
-		end.Status, end.Error = load.RunFailed, err.Error()
-	}
-	// The run is finished before publishing, so that the serving copy shows it done
-	// rather than forever "running"; a failed publish then rewrites it as failed.
-	if ferr := st.FinishRun(context.WithoutCancel(ctx), runID, end); ferr != nil || err != nil {
-		return errors.Join(err, ferr)
-	}
-	if err := st.Publish(ctx, w.cfg.Store.ServingPath()); err != nil {
-		end.Status, end.Error = load.RunFailed, err.Error()
-		return errors.Join(err, st.FinishRun(context.WithoutCancel(ctx), runID, end))
-	}
-	fmt.Fprintf(g.stdout, "exported %d tables, %d rows, %d files (%.1f MB) to %s in %s\npublished %s\n",
-		stats.Tables(), stats.TotalRows(), stats.Files, float64(stats.Bytes)/1e6, w.cfg.Store.ParquetDir(),
-		stats.Duration.Round(time.Millisecond), w.cfg.Store.ServingPath())
-	return nil
+	return runErr(res)
 }

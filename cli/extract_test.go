@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drextract/drextract/action"
 	"github.com/drextract/drextract/clock"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/sim"
@@ -155,5 +156,78 @@ func TestPlanProbe(t *testing.T) {
 	if !strings.Contains(stdout, "probe: 4 API calls") || !strings.Contains(stdout, "3 workspaces, 18 streams") ||
 		strings.Contains(stdout, "nothing crawled yet") {
 		t.Errorf("plan --probe output:\n%s", stdout)
+	}
+}
+
+// TestSelectionsUseTheAPIsClock is issue 14's reproduction: the host's clock is months
+// ahead of the API's, and the API's time moves a day between two crawls; failed-jobs-24h
+// returns the failures of the API's last 24 hours, learned from the Date header of the
+// crawl's answers, not of the host's.
+func TestSelectionsUseTheAPIsClock(t *testing.T) {
+	e := newExtractEnv(t, sim.Options{Seed: 8, Workspaces: 2, Streams: 40, JobsPerStream: 12})
+	wireHooks.clock = clock.NewManual(time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)) // the host
+	for _, step := range []string{"first crawl", "a day later"} {
+		if step == "a day later" {
+			e.sim.Advance(24 * time.Hour)
+		}
+		if code, stdout, stderr := e.run("extract"); code != ExitOK {
+			t.Fatalf("%s: exit %d\n%s%s", step, code, stdout, stderr)
+		}
+	}
+	code, stdout, stderr := e.run("select", "failed-jobs-24h", "--format", "csv")
+	if code != ExitOK {
+		t.Fatalf("select: exit %d\n%s%s", code, stdout, stderr)
+	}
+	got := strings.Count(strings.TrimSpace(stdout), "\n") // rows, the header aside
+
+	// The oracle: the selection evaluated by the engine at the API's time and at the
+	// host's, on the store the crawls wrote.
+	cat, err := action.LoadCatalog("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := cat.Get("failed-jobs-24h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := load.OpenSandbox(context.Background(), filepath.Join(e.dataDir, load.ServingFile), load.SandboxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	at := func(now time.Time) int {
+		res, err := sel.Run(context.Background(), sb, nil, now, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.Rows)
+	}
+	api, host := at(e.sim.Now()), at(wireHooks.clock.Now())
+	if api == 0 || host != 0 {
+		t.Fatalf("the test needs failures in the API's last day and none in the host's: %d and %d", api, host)
+	}
+	if got != api {
+		t.Errorf("select failed-jobs-24h returned %d rows, want the %d failures of the API's last 24 hours\n%s", got, api, stdout)
+	}
+}
+
+// TestQuotaStopLiftsAtTheAPIsReset is issue 14's second reproduction: a crawl stops at the
+// daily quota (exit 4); once the API's day turns (the simulator advanced 24 hours), the
+// next extract goes on by itself, although the host's clock says the reset is far away.
+func TestQuotaStopLiftsAtTheAPIsReset(t *testing.T) {
+	e := newExtractEnv(t, sim.Options{Seed: 3, Workspaces: 2, Streams: 12, JobsPerStream: 10, DailyQuota: 30})
+	// The host's clock is behind the API's, so on the host's clock the reset looks weeks away.
+	wireHooks.clock = clock.NewManual(time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC))
+	code, stdout, stderr := e.run("extract")
+	if code != ExitQuotaExhausted || !strings.Contains(stderr, "quota exhausted, resets at") {
+		t.Fatalf("first extract: exit %d, want %d\n%s%s", code, ExitQuotaExhausted, stdout, stderr)
+	}
+	e.sim.Advance(24 * time.Hour)
+	before := e.sim.Calls().Total
+	if code, stdout, stderr = e.run("extract"); code != ExitOK {
+		t.Fatalf("extract after the API's reset: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if e.sim.Calls().Total == before {
+		t.Error("the extract after the reset made no call")
 	}
 }

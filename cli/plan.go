@@ -56,7 +56,7 @@ func runPlan(ctx context.Context, cmd *cobra.Command, opts extractOptions, g *gl
 	if err != nil {
 		return usage(err)
 	}
-	copts := extract.Options{Full: opts.full, Entities: ents, Schedule: "cli", Clock: w.clock, Logger: w.log}
+	copts := extract.Options{Full: opts.full, Entities: ents, Schedule: "cli", Clock: w.api, Logger: w.log}
 	cr := &extract.Crawler{}
 	// Without tokens the quota is unknown, but the calls still can be counted.
 	if tokens, err := w.tokens(); err == nil {

@@ -112,7 +112,7 @@ func runSelect(ctx context.Context, cmd *cobra.Command, opts selectOptions, g *g
 		return err
 	}
 	defer sb.Close()
-	res, err := sel.Run(ctx, sb, params, w.clock.Now(), limit)
+	res, err := sel.Run(ctx, sb, params, w.api.Now(), limit)
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, opts serveOptions, g *glo
 		return err
 	}
 	if opts.clock != nil {
-		w.clock = opts.clock
+		w.setClock(opts.clock)
 	}
 	cfg, log := w.cfg, w.log
 	if len(cfg.Schedules) == 0 {

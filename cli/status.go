@@ -128,7 +128,7 @@ func runStatus(ctx context.Context, cmd *cobra.Command, opts statusOptions, g *g
 			Tokens   []tokenStatus `json:"tokens"`
 		}{dir, list})
 	} else {
-		err = printStatus(g.stdout, dir, w.clock.Now(), list)
+		err = printStatus(g.stdout, dir, w.api.Now(), list)
 	}
 	return errors.Join(err, quotaErr)
 }

@@ -30,8 +30,12 @@ import (
 // wiring is what loadWiring resolved for one command.
 type wiring struct {
 	cfg   *config.Config
-	clock clock.Clock
-	log   *slog.Logger
+	clock clock.Clock // the host's
+	// api is the API's clock, estimated from the Date of its answers and kept with the
+	// budget's state between processes: the time every run and comparison with the API's
+	// timestamps uses ($now, resets, cooldowns, freshness).
+	api *clock.Remote
+	log *slog.Logger
 }
 
 // wireHooks lets tests run commands on a virtual clock.
@@ -56,14 +60,25 @@ func loadWiring(cmd *cobra.Command, g *globalOptions) (*wiring, error) {
 		o.DataDir = g.dataDir
 	}
 	cfg.Resolve(o)
-	w := &wiring{cfg: cfg, clock: wireHooks.clock, log: commandLogger(g)}
-	if w.clock == nil {
-		w.clock = clock.Real{}
-	}
+	w := &wiring{cfg: cfg, log: commandLogger(g)}
 	for _, warn := range cfg.Warnings {
 		w.log.Warn(warn.String())
 	}
+	w.setClock(wireHooks.clock)
 	return w, nil
+}
+
+// setClock sets the host clock (nil: the real one) and the API's clock estimated over it.
+// Commands that make no call ($now of a selection, status) read the API's time as the
+// last process saw it; a command that calls the API corrects it with every answer.
+func (w *wiring) setClock(host clock.Clock) {
+	if host == nil {
+		host = clock.Real{}
+	}
+	w.clock, w.api = host, clock.NewRemote(host, w.log)
+	if err := ratelimit.RestoreAPIClock(ratelimit.StateDirIn(w.cfg.Store.DataDir), w.api); err != nil {
+		w.log.Warn("reading the API's clock as last seen", "error", err)
+	}
 }
 
 func flagChanged(cmd *cobra.Command, name string) bool {
@@ -121,7 +136,7 @@ func (w *wiring) budgetConfig() ratelimit.Config {
 	}
 	return ratelimit.Config{
 		PlatformLimit: b.PlatformLimit, QueryLimit: b.QueryLimit, DailyQuota: b.DailyQuota,
-		Reserve: reserve, Clock: w.clock, StateDir: ratelimit.StateDirIn(w.cfg.Store.DataDir), Logger: w.log,
+		Reserve: reserve, Clock: w.api, StateDir: ratelimit.StateDirIn(w.cfg.Store.DataDir), Logger: w.log,
 	}
 }
 
@@ -129,7 +144,7 @@ func (w *wiring) budgetConfig() ratelimit.Config {
 // none).
 func (w *wiring) client(pool *ratelimit.Pool, obs datorama.Observer) (*datorama.Client, error) {
 	opts := []datorama.Option{
-		datorama.WithGate(pool), datorama.WithClock(w.clock), datorama.WithLogger(w.log),
+		datorama.WithGate(pool), datorama.WithClock(w.clock), datorama.WithAPIClock(w.api), datorama.WithLogger(w.log),
 		datorama.WithSandbox(w.cfg.API.Sandbox), datorama.WithUserAgent("drextract/" + Version),
 	}
 	if obs != nil {
@@ -165,7 +180,7 @@ func (w *wiring) openStore(ctx context.Context) (st *load.Store, closeStore func
 		return nil, nil, err
 	}
 	path := w.cfg.Store.DuckDBPath()
-	st, err = load.Open(ctx, path, load.Options{Clock: w.clock, Logger: w.log})
+	st, err = load.Open(ctx, path, load.Options{Clock: w.api, Logger: w.log})
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("opening the store %s: %w", path, err), unlock())
 	}
@@ -174,7 +189,7 @@ func (w *wiring) openStore(ctx context.Context) (st *load.Store, closeStore func
 
 // runner is the run layer for one command's runs over pool (nil: runs that call no API).
 func (w *wiring) runner(pool *ratelimit.Pool) *run.Runner {
-	return &run.Runner{Config: w.cfg, Clock: w.clock, Log: w.log, Pool: pool, UserAgent: "drextract/" + Version}
+	return &run.Runner{Config: w.cfg, Clock: w.api, Log: w.log, Pool: pool, UserAgent: "drextract/" + Version}
 }
 
 // writer is what a command that writes the store needs: the run layer (over the tokens'

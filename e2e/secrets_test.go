@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -24,6 +25,7 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" driver, to read every table of every store file
 
 	"github.com/drextract/drextract/cli"
+	"github.com/drextract/drextract/clock"
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/sim"
 )
@@ -45,8 +47,24 @@ func TestTokenNeverLeaks(t *testing.T) {
 		t.Skip("runs a dozen commands")
 	}
 	ctx := context.Background()
+	// The account's time is its own, months behind the host's: the commands must follow
+	// the API's clock (its Date header) for $now, or failed-jobs-24h finds nothing.
 	s := sim.New(sim.Options{Seed: 11, Workspaces: 2, Streams: 16, JobsPerStream: 12, TokenValues: []string{canary},
-		PlatformLimit: unlimited, QueryLimit: unlimited, DailyQuota: unlimited, Logger: quietLogger()})
+		PlatformLimit: unlimited, QueryLimit: unlimited, DailyQuota: unlimited, Logger: quietLogger(),
+		Clock: clock.NewManual(time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC))})
+	// One stream fails its next run, an hour before the crawls: the act below has a
+	// failed job of the last 24 hours to rerun, whatever the generated history holds.
+	var first struct{ ID int64 }
+	if err := json.Unmarshal(s.Truth().Streams[0], &first); err != nil {
+		t.Fatal(err)
+	}
+	s.Mutate(func(st *sim.State) {
+		if err := st.SetStreamOutcome(first.ID, "fail"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	s.RunStreams([]int64{first.ID})
+	s.Advance(time.Hour)
 	srv := httptest.NewServer(http.StripPrefix("/base", s))
 	defer srv.Close()
 	// Another account, whose tokens are not ours: every call is refused with 401.

@@ -82,8 +82,9 @@ func (d *Daemon) Run(ctx context.Context, sc *config.Schedule) (out serve.Outcom
 	}()
 	res := d.dispatch(ctx, st, sc)
 	d.refreshFreshness(context.WithoutCancel(ctx), st)
+	// The scheduler waits on the host's clock for a reset the API named in its own time.
 	out = serve.Outcome{RunID: res.RunID, Status: res.Status, Calls: res.Calls, Rows: res.Rows,
-		QuotaReset: res.QuotaReset, Incomplete: res.Incomplete}
+		QuotaReset: d.runner.hostTime(res.QuotaReset), Incomplete: res.Incomplete}
 	if out.Status == RunDryRun {
 		out.Status = load.RunOK // a scheduled plan that sends nothing (yes: false) did its job
 	}

@@ -28,7 +28,10 @@ const (
 // caller; a Runner is used by one goroutine at a time (the data directory has one writer).
 type Runner struct {
 	Config *config.Config
-	// Clock is the time of runs: the observed-at of rows, $now of selections, cadences.
+	// Clock is the time of runs: the observed-at of rows, $now of selections, cadences,
+	// cooldowns. Give it a *clock.Remote (the API's clock, as the budget has it) and every
+	// client feeds it the Date of each answer, so all of these follow the API's time
+	// rather than the host's.
 	Clock clock.Clock
 	Log   *slog.Logger
 	// Pool is the tokens' rate budget every API call passes; nil for a Runner that only
@@ -124,6 +127,16 @@ func (r *Runner) clock() clock.Clock {
 	return r.Clock
 }
 
+// hostTime converts a time on the Runner's clock (the API's, when it is a clock.Remote)
+// to the host's, for whoever waits for it on the host clock (the daemon's scheduler).
+func (r *Runner) hostTime(t time.Time) time.Time {
+	api, ok := r.clock().(*clock.Remote)
+	if !ok || t.IsZero() {
+		return t
+	}
+	return t.Add(api.Host().Now().Sub(api.Now()))
+}
+
 func (r *Runner) schedule() string {
 	if r.Schedule == "" {
 		return "cli"
@@ -147,8 +160,13 @@ func (r *Runner) client(obs datorama.Observer) (*datorama.Client, error) {
 		}
 	}
 	opts := []datorama.Option{
-		datorama.WithGate(r.Pool), datorama.WithClock(r.clock()), datorama.WithLogger(r.Log),
+		datorama.WithGate(r.Pool), datorama.WithLogger(r.Log),
 		datorama.WithSandbox(r.Config.API.Sandbox), datorama.WithUserAgent(r.UserAgent),
+	}
+	if api, ok := r.clock().(*clock.Remote); ok {
+		opts = append(opts, datorama.WithClock(api.Host()), datorama.WithAPIClock(api))
+	} else {
+		opts = append(opts, datorama.WithClock(r.clock()))
 	}
 	if len(observers) > 0 {
 		opts = append(opts, datorama.WithObserver(observers))
