@@ -134,7 +134,8 @@ func TestExport(t *testing.T) {
 		}
 	}
 
-	// jobs is partitioned by data time: dataStartDate, else the UTC day of the start.
+	// jobs is partitioned by data time: dataStartDate, else the UTC day of the start;
+	// months are zero-padded (month=03).
 	db, _ := openDB("", false)
 	defer db.Close()
 	jobsGlob := quoteString(filepath.Join(parquetIn(dir), Jobs, "**", "*.parquet"))
@@ -144,7 +145,7 @@ func TestExport(t *testing.T) {
 		return y.String + "/" + m.String
 	}
 	first := jobPage(10, 1, 1, 1, "SUCCESS")[0]
-	if got, want := part(1), fmt.Sprintf("%d/%d", first.DataStartDate.Year(), int(first.DataStartDate.Month())); got != want {
+	if got, want := part(1), fmt.Sprintf("%d/%02d", first.DataStartDate.Year(), int(first.DataStartDate.Month())); got != want {
 		t.Errorf("job 1 partition %s, want %s", got, want)
 	}
 	if got := part(90001); got != "2024/12" {
@@ -157,6 +158,32 @@ func TestExport(t *testing.T) {
 	must(t, db.QueryRow(fmt.Sprintf(`SELECT DISTINCT compression FROM parquet_metadata(%s)`, quoteString(filepath.Join(parquetIn(dir), Streams, "*.parquet")))).Scan(&codec))
 	if codec != "ZSTD" {
 		t.Errorf("compression %s, want ZSTD", codec)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(parquetIn(dir), Jobs, "year=*", "month=?")); len(dirs) > 0 {
+		t.Errorf("months not zero-padded: %v", dirs)
+	}
+	// raw is a plain UTF-8 string in every table, not Parquet's JSON type (which polars
+	// reads as binary), and reads back as the stored JSON text.
+	for _, tb := range []string{Jobs, Streams, Workspaces, "streams_history"} {
+		var converted, logical sql.NullString
+		glob := quoteString(filepath.Join(parquetIn(dir), tb, "**", "*.parquet"))
+		must(t, db.QueryRow(fmt.Sprintf(`SELECT any_value(converted_type), any_value(CAST(logical_type AS VARCHAR)) FROM parquet_schema(%s) WHERE name = 'raw'`, glob)).Scan(&converted, &logical))
+		if converted.String != "UTF8" || strings.Contains(strings.ToUpper(logical.String), "JSON") {
+			t.Errorf("%s.raw is stored as converted type %q, logical type %q; want a UTF8 string", tb, converted.String, logical.String)
+		}
+	}
+	var raw, typ string
+	must(t, db.QueryRow(fmt.Sprintf(`SELECT raw, typeof(raw) FROM read_parquet(%s, hive_partitioning = true) WHERE id = 1`, jobsGlob)).Scan(&raw, &typ))
+	if want := string(first.Raw); raw != want || typ != "VARCHAR" {
+		t.Errorf("job 1's raw reads back as %s %q, want VARCHAR %q", typ, raw, want)
+	}
+	// DuckDB reads a zero-padded month as text (so it sorts), or as a number when asked.
+	var month string
+	var monthNumber int
+	must(t, db.QueryRow(fmt.Sprintf(`SELECT month FROM read_parquet(%s, hive_partitioning = true) WHERE id = 1`, jobsGlob)).Scan(&month))
+	must(t, db.QueryRow(fmt.Sprintf(`SELECT month FROM read_parquet(%s, hive_partitioning = true, hive_types = {'month': INTEGER}) WHERE id = 1`, jobsGlob)).Scan(&monthNumber))
+	if want := fmt.Sprintf("%02d", first.DataStartDate.Month()); month != want || monthNumber != int(first.DataStartDate.Month()) {
+		t.Errorf("month of job 1 reads back as %q and %d, want %q and %d", month, monthNumber, want, first.DataStartDate.Month())
 	}
 }
 
