@@ -66,6 +66,9 @@ func readLine(t *testing.T, r *bufio.Reader) string {
 	}
 }
 
+// platformRoles are roles that exist only on some systems, registered by their files.
+var platformRoles = map[string]func(arg string) int{}
+
 func runChild(role, arg string) int {
 	ctx := context.Background()
 	fail := func(err error) int {
@@ -94,6 +97,18 @@ func runChild(role, arg string) int {
 		fmt.Println("ready", rows[0][0])
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		return 0
+	case "open-default": // open file arg in DuckDB's default (read-write) mode, as a BI tool does, and hold it until stdin closes
+		db, err := openDB(arg, false)
+		if err == nil {
+			err = db.Ping()
+		}
+		if err != nil {
+			fmt.Println("refused", firstLine(err.Error()))
+		} else {
+			fmt.Println("opened")
+		}
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		return 0
 	case "write-loop": // write job pages with checkpoints into data dir arg until killed
 		return writeLoop(ctx, arg, fail)
 	case "export-loop": // export and publish data dir arg until killed
@@ -112,6 +127,9 @@ func runChild(role, arg string) int {
 			}
 			fmt.Println("exported")
 		}
+	}
+	if f, ok := platformRoles[role]; ok {
+		return f(arg)
 	}
 	return fail(fmt.Errorf("unknown role"))
 }

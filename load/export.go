@@ -86,10 +86,10 @@ func (s *Store) Export(ctx context.Context, dir string) (stats ExportStats, err 
 		if err == nil || errors.Is(err, errStage) {
 			return
 		}
+		err = fmt.Errorf("export: %w", s.paths.classify(err, tmp)) // before the cleanup frees space
 		if rerr := os.RemoveAll(tmp); rerr != nil {
 			s.log.Warn("removing a failed export", "path", tmp, "err", rerr)
 		}
-		err = fmt.Errorf("export: %w", s.paths.classify(err, tmp))
 	}()
 	if err := os.MkdirAll(tmp, s.share.DirMode()); err != nil {
 		return stats, err
@@ -379,7 +379,7 @@ func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`
 // (DuckDB's default mode, which would lock every other reader out) except by root.
 //
 // A failed publish leaves the old copy in place and removes its partial files at once;
-// a kill leaves them to the next Publish or Open. A full disk is a *DiskFullError naming
+// a kill leaves them to the next Publish or Open (which is how a test's stop is treated). A full disk is a *DiskFullError naming
 // the file system.
 func (s *Store) Publish(ctx context.Context, servingPath string) (err error) {
 	if s.readOnly {
@@ -391,13 +391,13 @@ func (s *Store) Publish(ctx context.Context, servingPath string) (err error) {
 		return fmt.Errorf("publish: removing leftovers of an earlier publish: %w", err)
 	}
 	defer func() {
-		if err == nil {
+		if err == nil || errors.Is(err, errStage) {
 			return
 		}
+		err = fmt.Errorf("publish: %w", s.paths.classify(err, tmp)) // before the cleanup frees space
 		if rerr := removeLeftovers(servingPath); rerr != nil {
 			s.log.Warn("removing the partial serving copy", "path", tmp, "err", rerr)
 		}
-		err = fmt.Errorf("publish: %w", s.paths.classify(err, tmp))
 	}()
 	if err := s.copyDatabase(ctx, tmp); err != nil {
 		return err
