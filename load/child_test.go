@@ -21,8 +21,15 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(childEnv); role != "" {
 		os.Exit(runChild(role, os.Args[len(os.Args)-1]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, f := range afterTests {
+		f()
+	}
+	os.Exit(code)
 }
+
+// afterTests are cleanups of resources shared by several tests (AfterTests).
+var afterTests []func()
 
 // startChild starts the test binary in role with arg and waits for its first output
 // line ("ready" or the like), which it returns.

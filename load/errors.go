@@ -21,9 +21,9 @@ import (
 // state is and how to rebuild.
 type DamagedError struct {
 	Path    string // the damaged file
-	Detail  string // what is wrong, e.g. "block 16 (bytes 4206592–4468736) fails its checksum"
-	Serving string // the serving copy, the last good state as of the last publish ("" if unknown)
-	Parquet string // the Parquet export folder ("" if unknown)
+	Detail  string // what is wrong, e.g. "block 16, bytes 4206592–4468736, fails its checksum"
+	Serving string // the serving copy, the last good state as of the last publish ("" if none)
+	Parquet string // the Parquet export folder ("" if none)
 	Err     error  // DuckDB's error, when DuckDB found the damage
 }
 
@@ -35,6 +35,8 @@ func (e *DamagedError) Error() string {
 		fmt.Fprintf(&b, " The last good state is in %s and %s (as of the last publish and export);", e.Serving, e.Parquet)
 	case e.Serving != "":
 		fmt.Fprintf(&b, " The last good state is in %s (as of the last publish);", e.Serving)
+	case e.Parquet != "":
+		fmt.Fprintf(&b, " The last good state is in %s (as of the last export);", e.Parquet)
 	}
 	b.WriteString(" to rebuild the store, run drextract extract --full with a new --data-dir, and keep this one until then")
 	return b.String()
@@ -139,8 +141,7 @@ func (p paths) classify(err error, target string) error {
 		free, total := diskSpace(filepath.Dir(file))
 		return &DiskFullError{Path: file, Free: free, Total: total, Err: err}
 	case strings.Contains(msg, "Corrupt database file") || strings.Contains(msg, "Corrupted database"):
-		return &DamagedError{Path: p.live, Detail: "DuckDB: " + firstLine(duckdbMessage(err)),
-			Serving: p.serving, Parquet: p.parquet, Err: err}
+		return p.damaged(p.live, "DuckDB: "+firstLine(duckdbMessage(err)), err)
 	case strings.Contains(msg, "Could not set lock on file"):
 		e := &FileInUseError{Path: target, Live: target == p.live && !p.readOnly, Serving: p.serving, Err: err}
 		if m := lockHolderRE.FindStringSubmatch(msg); m != nil {
@@ -150,6 +151,19 @@ func (p paths) classify(err error, target string) error {
 		return e
 	}
 	return err
+}
+
+// damaged is the DamagedError for path, naming the copies of the last good state that
+// exist.
+func (p paths) damaged(path, detail string, err error) *DamagedError {
+	e := &DamagedError{Path: path, Detail: detail, Err: err}
+	if p.serving != "" && exists(p.serving) {
+		e.Serving = p.serving
+	}
+	if p.parquet != "" && exists(p.parquet) {
+		e.Parquet = p.parquet
+	}
+	return e
 }
 
 // Classify turns an error met while using a store into *DiskFullError or

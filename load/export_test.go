@@ -441,3 +441,38 @@ func TestPublishInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// The serving copy carries what analysts rely on besides tables: views, macros and the
+// comments on tables, views and columns (COPY FROM DATABASE copies them).
+func TestPublishCarriesViewsAndComments(t *testing.T) {
+	dir := t.TempDir()
+	s := openIn(t, dir)
+	fill(t, s, 1, 10)
+	_, err := s.db.Exec(`CREATE VIEW jobs_v AS SELECT id, status FROM jobs;
+		COMMENT ON TABLE jobs IS 'the jobs'; COMMENT ON COLUMN jobs.status IS 'job status';
+		COMMENT ON VIEW jobs_v IS 'a view'; COMMENT ON COLUMN jobs_v.status IS 'status, again';
+		CREATE MACRO twice(x) AS x * 2`)
+	must(t, err)
+	must(t, s.Publish(context.Background(), servingIn(dir)))
+	r, err := OpenReadOnly(context.Background(), servingIn(dir))
+	must(t, err)
+	defer r.Close()
+	if n := count(t, r.db, `SELECT count(*) FROM jobs_v`); n != 10 {
+		t.Errorf("the view has %d rows in the serving copy, want 10", n)
+	}
+	if n := count(t, r.db, `SELECT twice(21)`); n != 42 {
+		t.Errorf("the macro gives %d, want 42", n)
+	}
+	for q, want := range map[string]string{
+		`SELECT comment FROM duckdb_tables() WHERE table_name = 'jobs'`:                               "the jobs",
+		`SELECT comment FROM duckdb_columns() WHERE table_name = 'jobs' AND column_name = 'status'`:   "job status",
+		`SELECT comment FROM duckdb_views() WHERE view_name = 'jobs_v'`:                               "a view",
+		`SELECT comment FROM duckdb_columns() WHERE table_name = 'jobs_v' AND column_name = 'status'`: "status, again",
+	} {
+		var got sql.NullString
+		must(t, r.db.QueryRow(q).Scan(&got))
+		if got.String != want {
+			t.Errorf("%s: %q, want %q", q, got.String, want)
+		}
+	}
+}

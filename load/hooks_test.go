@@ -1,6 +1,9 @@
 package load
 
-import "os"
+import (
+	"os"
+	"os/exec"
+)
 
 // Hooks for the external tests (package load_test), which may import loadtest.
 
@@ -38,3 +41,18 @@ func VerifyFile(path string) (blocks int, err error) {
 	st, err := verifyFile(path)
 	return st.Blocks, err
 }
+
+// RegisterChildRole adds a child-process role (see runChild) from an external test file;
+// call it from init.
+func RegisterChildRole(role string, f func(arg string) int) { platformRoles[role] = f }
+
+// ChildProcess is the command that runs role with arg in a child test process.
+func ChildProcess(role, arg string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$", arg)
+	cmd.Env = append(os.Environ(), childEnv+"="+role)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// AfterTests runs f once every test and benchmark of the package has run.
+func AfterTests(f func()) { afterTests = append(afterTests, f) }

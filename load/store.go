@@ -148,7 +148,7 @@ func (p paths) verify(path string, log *slog.Logger) error {
 	st, err := verifyFile(path)
 	var d *damage
 	if errors.As(err, &d) {
-		return &DamagedError{Path: path, Detail: d.detail, Serving: p.serving, Parquet: p.parquet}
+		return p.damaged(path, d.detail, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("verifying %s: %w", path, err)

@@ -149,7 +149,7 @@ func verifyFile(path string) (verifyStats, error) {
 	for i, name := range []string{"main header", "database header 1", "database header 2"} {
 		h := head[i*fileHeaderSize : (i+1)*fileHeaderSize]
 		if blockChecksum(h[8:]) != binary.LittleEndian.Uint64(h) {
-			return st, &damage{fmt.Sprintf("the %s (bytes %d–%d) fails its checksum", name, i*fileHeaderSize, (i+1)*fileHeaderSize)}
+			return st, &damage{fmt.Sprintf("the %s, bytes %d–%d, fails its checksum", name, i*fileHeaderSize, (i+1)*fileHeaderSize)}
 		}
 	}
 	h1, h2 := parseDBHeader(head[fileHeaderSize+8:]), parseDBHeader(head[2*fileHeaderSize+8:])
@@ -205,7 +205,7 @@ func (v *verifier) location(id int64) int64 { return blockStart + id*v.alloc }
 // check verifies one block whose bytes are in b.
 func (v *verifier) check(id int64, b []byte) error {
 	if blockChecksum(b[blockHeaderSize:]) != binary.LittleEndian.Uint64(b) {
-		return &damage{fmt.Sprintf("block %d (bytes %d–%d) fails its checksum", id, v.location(id), v.location(id)+v.alloc)}
+		return &damage{fmt.Sprintf("block %d, bytes %d–%d, fails its checksum", id, v.location(id), v.location(id)+v.alloc)}
 	}
 	v.checked[id] = true
 	return nil

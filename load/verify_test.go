@@ -38,6 +38,12 @@ func TestDamagedStoreIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the undamaged store: %v", err)
 	}
+	if err := s.Publish(ctx, filepath.Join(dir, load.ServingFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Export(ctx, filepath.Join(dir, load.ParquetDir)); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
