@@ -89,9 +89,8 @@ func (e *FileInUseError) Error() string {
 		}
 	}
 	if !e.Live {
-		return fmt.Sprintf("%s is open for writing in %s, which locks every reader out; "+
-			"BI tools must open it read-only (duckdb -readonly, read_only=True); close that program and run again",
-			e.Path, holder)
+		return fmt.Sprintf("%s is open for writing in %s, so nobody can read it until that program closes it "+
+			"(a BI tool must open DuckDB files read-only: duckdb -readonly, read_only=True)", e.Path, holder)
 	}
 	serving := ServingFile
 	if e.Serving != "" {

@@ -172,3 +172,19 @@ func TestLiveStoreHeldByAnotherProcess(t *testing.T) {
 		t.Errorf("message %q still gives DuckDB's advice", msg)
 	}
 }
+
+// Opening a file this process already has open in DuckDB must not cost DuckDB its lock:
+// POSIX locks go when the process closes any descriptor of the file, and the
+// verification reads through a descriptor of its own.
+func TestSecondOpenKeepsTheLock(t *testing.T) {
+	dir := t.TempDir()
+	s := openIn(t, dir)
+	fill(t, s, 1, 10)
+	if r, err := OpenReadOnly(context.Background(), liveIn(dir)); err == nil {
+		must(t, r.Close())
+	}
+	_, out := startChild(t, "hold-readonly", liveIn(dir))
+	if line := readLine(t, out); strings.HasPrefix(line, "ready") {
+		t.Fatal("another process opened the live store while this one has it open for writing")
+	}
+}

@@ -82,6 +82,8 @@ type Store struct {
 	// exportStage, when set by a test, runs between the steps of Export and Publish; an
 	// error stops it there, as a kill would.
 	exportStage func(stage string) error
+	// release forgets the file in inProcess; set once DuckDB has it open.
+	release func()
 }
 
 var _ Sink = (*Store)(nil)
@@ -125,13 +127,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, p.classify(err, path)
 	}
 	s := &Store{
-		db:    db,
-		path:  path,
-		paths: p,
-		share: opts.Share,
-		clock: opts.Clock,
-		log:   log,
-		stmts: map[string]*sql.Stmt{},
+		db:      db,
+		path:    path,
+		paths:   p,
+		share:   opts.Share,
+		clock:   opts.Clock,
+		log:     log,
+		stmts:   map[string]*sql.Stmt{},
+		release: holdFile(path),
 	}
 	if err := s.init(ctx, opts.migrations); err != nil {
 		_ = s.Close()
@@ -144,6 +147,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 // open for writing is not read (its blocks may be changing); DuckDB then reports that
 // process.
 func (p paths) verify(path string, log *slog.Logger) error {
+	if openInProcess(path) {
+		return nil // verified when first opened; see inprocess.go
+	}
 	start := time.Now()
 	st, err := verifyFile(path)
 	var d *damage
@@ -237,7 +243,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 		_ = db.Close()
 		return nil, p.classify(fmt.Errorf("opening %s read-only: %w", path, err), path)
 	}
-	return &Store{db: db, path: path, paths: p, readOnly: true, clock: clock.Real{}, log: log}, nil
+	return &Store{db: db, path: path, paths: p, readOnly: true, clock: clock.Real{}, log: log, release: holdFile(path)}, nil
 }
 
 func openDB(path string, readOnly bool) (*sql.DB, error) {
@@ -268,6 +274,9 @@ func (s *Store) Close() error {
 	if s.db != nil {
 		errs = append(errs, s.db.Close())
 		s.db = nil
+	}
+	if s.release != nil {
+		s.release()
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("closing store %s: %w", s.path, err)

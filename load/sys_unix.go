@@ -2,7 +2,12 @@
 
 package load
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
 
 // diskSpace is the free and total bytes of the file system holding dir; zeros when
 // statfs fails.
@@ -18,3 +23,12 @@ func diskSpace(dir string) (free, total uint64) {
 // user (umask 077 on top of the current one). DuckDB creates the live store's WAL files
 // itself, with mode 0666 less the umask, and gives no other way to choose their mode.
 func privateUmask() { unix.Umask(unix.Umask(0o077) | 0o077) }
+
+// fileIdentity is the device and inode of a file: what POSIX locks belong to.
+func fileIdentity(fi os.FileInfo) (fileID, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, true
+}
