@@ -21,6 +21,7 @@ import (
 // state is and how to rebuild.
 type DamagedError struct {
 	Path    string // the damaged file
+	Copy    bool   // Path is a published serving copy, not the live store
 	Detail  string // what is wrong, e.g. "block 16, bytes 4206592–4468736, fails its checksum"
 	Serving string // the serving copy, the last good state as of the last publish ("" if none)
 	Parquet string // the Parquet export folder ("" if none)
@@ -28,6 +29,10 @@ type DamagedError struct {
 }
 
 func (e *DamagedError) Error() string {
+	if e.Copy {
+		return fmt.Sprintf("the serving copy %s is damaged (%s); drextract will not read it. "+
+			"The live store is not affected: drextract export publishes a new copy", e.Path, e.Detail)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "the store %s is damaged (%s); drextract will not use it.", e.Path, e.Detail)
 	switch {
@@ -155,7 +160,8 @@ func (p paths) classify(err error, target string) error {
 // damaged is the DamagedError for path, naming the copies of the last good state that
 // exist.
 func (p paths) damaged(path, detail string, err error) *DamagedError {
-	e := &DamagedError{Path: path, Detail: detail, Err: err}
+	e := &DamagedError{Path: path, Detail: detail, Err: err,
+		Copy: p.readOnly && legacyPath(path) == "" && filepath.Base(path) == ServingFile}
 	if p.serving != "" && exists(p.serving) {
 		e.Serving = p.serving
 	}

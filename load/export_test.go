@@ -252,7 +252,8 @@ func listDir(t testing.TB, dir string) []string {
 }
 
 // TestExportLeftoversCleanedOnOpen: a killed export leaves a .tmp folder and a temporary
-// link; opening the store removes them and the last complete export stays readable.
+// link, a killed publish serving.duckdb.new and its WAL; opening the store removes them
+// and the last complete export stays readable.
 func TestExportLeftoversCleanedOnOpen(t *testing.T) {
 	dir := t.TempDir()
 	s := openIn(t, dir)
@@ -266,8 +267,14 @@ func TestExportLeftoversCleanedOnOpen(t *testing.T) {
 	must(t, os.MkdirAll(filepath.Join(half, Jobs), 0o755))
 	must(t, os.WriteFile(filepath.Join(half, Jobs, "data_0.parquet"), []byte("PAR1 half"), 0o644))
 	must(t, os.Symlink("nowhere", parquetIn(dir)+linkTmpSuffix))
+	for _, p := range []string{servingIn(dir) + publishSuffix, servingIn(dir) + publishSuffix + ".wal"} {
+		must(t, os.WriteFile(p, []byte("half a copy"), 0o644))
+	}
 
-	s = openIn(t, dir)
+	openIn(t, dir)
+	if l := leftovers(servingIn(dir)); len(l) > 0 {
+		t.Errorf("publish leftovers still there: %v", l)
+	}
 	if _, err := os.Stat(half); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("half-written export still there: %v", err)
 	}

@@ -119,6 +119,10 @@ func TestDamageInFreeBlocksIsIgnored(t *testing.T) {
 	if got := jobCount(t, s); got != want {
 		t.Errorf("%d jobs, want %d", got, want)
 	}
+	// Every column of every row reads (DuckDB checks each block it reads).
+	if _, err := s.DB().Exec("SELECT max(length(CAST(COLUMNS(*) AS VARCHAR))) FROM jobs"); err != nil {
+		t.Errorf("reading every block: %v", err)
+	}
 
 	// And one byte in a used block is found.
 	if err := s.Close(); err != nil {
@@ -172,4 +176,44 @@ func TestTruncatedStoreIsRefused(t *testing.T) {
 	if !errors.As(err, new(*load.DamagedError)) {
 		t.Errorf("a file that is no store: %v, want a *load.DamagedError", err)
 	}
+}
+
+// A damaged serving copy is named as such: publishing again replaces it.
+func TestDamagedServingCopy(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := loadtest.BuildStore(ctx, load.LivePath(dir), loadtest.Shape{Jobs: 20_000, Streams: 20, Workspaces: 1, Seed: 6}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := load.Open(ctx, load.LivePath(dir), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	serving := filepath.Join(dir, load.ServingFile)
+	if err := s.Publish(ctx, serving); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(serving, 0o600); err != nil { // published read-only
+		t.Fatal(err)
+	}
+	if _, err := loadtest.Corrupt(serving, 3*4096+10_000, 262_144, 64); err != nil {
+		t.Fatal(err)
+	}
+	_, err = load.OpenReadOnly(ctx, serving)
+	var de *load.DamagedError
+	if !errors.As(err, &de) || !de.Copy || !strings.Contains(err.Error(), "drextract export") {
+		t.Fatalf("OpenReadOnly of a damaged serving copy: %v, want a *load.DamagedError for a copy", err)
+	}
+	if err := s.Publish(ctx, serving); err != nil {
+		t.Fatal(err)
+	}
+	r, err := load.OpenReadOnly(ctx, serving)
+	if err != nil {
+		t.Fatalf("the copy published after the damage: %v", err)
+	}
+	if got := jobCount(t, r); got != 20_000 {
+		t.Errorf("%d jobs in the new copy, want 20000", got)
+	}
+	_ = r.Close()
 }
