@@ -3,6 +3,7 @@ package load
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 type DamagedError struct {
 	Path    string // the damaged file
 	Copy    bool   // Path is a published serving copy, not the live store
+	WAL     bool   // Path is the live store's write-ahead log
 	Detail  string // what is wrong, e.g. "block 16, bytes 4206592–4468736, fails its checksum"
 	Serving string // the serving copy, the last good state as of the last publish ("" if none)
 	Parquet string // the Parquet export folder ("" if none)
@@ -34,7 +36,13 @@ func (e *DamagedError) Error() string {
 			"The live store is not affected: drextract export publishes a new copy", e.Path, e.Detail)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "the store %s is damaged (%s); drextract will not use it.", e.Path, e.Detail)
+	if e.WAL {
+		fmt.Fprintf(&b, "the store's write-ahead log %s is damaged (%s); drextract will not use it. "+
+			"Moving it aside (to %s.damaged) opens the store as of its last checkpoint: the next crawl fetches "+
+			"again what was lost, but bulk actions sent since then drop out of the audit. Or:", e.Path, e.Detail, e.Path)
+	} else {
+		fmt.Fprintf(&b, "the store %s is damaged (%s); drextract will not use it.", e.Path, e.Detail)
+	}
 	switch {
 	case e.Serving != "" && e.Parquet != "":
 		fmt.Fprintf(&b, " The last good state is in %s and %s (as of the last publish and export);", e.Serving, e.Parquet)
@@ -139,11 +147,18 @@ func (p paths) classify(err error, target string) error {
 	switch {
 	case errors.Is(err, syscall.ENOSPC) || strings.Contains(msg, "No space left on device"):
 		file := target
+		var pe *fs.PathError
 		if m := writeFileRE.FindStringSubmatch(msg); m != nil {
 			file = m[1]
+		} else if errors.As(err, &pe) {
+			file = pe.Path
 		}
 		free, total := diskSpace(filepath.Dir(file))
 		return &DiskFullError{Path: file, Free: free, Total: total, Err: err}
+	case strings.Contains(msg, "Corrupt WAL file"):
+		e := p.damaged(p.live+".wal", "DuckDB: "+lastClause(firstLine(duckdbMessage(err))), err)
+		e.WAL = true
+		return e
 	case strings.Contains(msg, "Corrupt database file") || strings.Contains(msg, "Corrupted database"):
 		return p.damaged(p.live, "DuckDB: "+firstLine(duckdbMessage(err)), err)
 	case strings.Contains(msg, "Could not set lock on file"):
@@ -183,6 +198,14 @@ func duckdbMessage(err error) string {
 		return de.Msg
 	}
 	return err.Error()
+}
+
+// lastClause is what follows the last ": " of s (DuckDB nests its contexts that way).
+func lastClause(s string) string {
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		return s[i+2:]
+	}
+	return s
 }
 
 func firstLine(s string) string {
