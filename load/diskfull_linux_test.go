@@ -123,12 +123,14 @@ func diskFullChild(dir string) int {
 	if err != nil {
 		return fail("open", err)
 	}
-	// A crawl that commits: about 4 MB of jobs.
+	// A crawl that commits: a few MB of jobs, so that the file system has room for a
+	// serving copy once the filler below is gone.
 	run, err := s.StartRun(ctx, RunStart{Schedule: "t", Kind: "extract"})
 	if err != nil {
 		return fail("start run", err)
 	}
-	for p := 0; p < 40; p++ {
+	const pages = 15
+	for p := 0; p < pages; p++ {
 		if err := s.Write(ctx, run, killBatch(p)); err != nil {
 			return fail("crawl", err)
 		}
@@ -141,6 +143,7 @@ func diskFullChild(dir string) int {
 	filler := filepath.Join(dir, "filler")
 	free, _ := diskSpace(dir)
 	live, _ := os.Stat(liveIn(dir))
+	fmt.Printf("store %d bytes, %d free\n", live.Size(), free)
 	if err := os.WriteFile(filler, make([]byte, int64(free)-live.Size()/2), 0o600); err != nil {
 		return fail("filling the disk", err)
 	}
@@ -152,7 +155,7 @@ func diskFullChild(dir string) int {
 		return fail("publish on a full disk", err)
 	}
 	// The next write may fail for want of space too; either way nothing is lost.
-	if err := s.Write(ctx, run, killBatch(40)); err != nil {
+	if err := s.Write(ctx, run, killBatch(pages)); err != nil {
 		fmt.Println("write on the full disk:", firstLine(s.Classify(err).Error()))
 	} else {
 		jobs = jobsIn(s)
@@ -179,7 +182,7 @@ func diskFullChild(dir string) int {
 	}
 	run, err = s.StartRun(ctx, RunStart{Schedule: "t", Kind: "extract"})
 	if err == nil {
-		err = s.Write(ctx, run, killBatch(41))
+		err = s.Write(ctx, run, killBatch(pages + 1))
 	}
 	if err == nil {
 		err = s.FinishRun(ctx, run, RunEnd{Status: RunOK})
