@@ -182,7 +182,7 @@ func diskFullChild(dir string) int {
 	}
 	run, err = s.StartRun(ctx, RunStart{Schedule: "t", Kind: "extract"})
 	if err == nil {
-		err = s.Write(ctx, run, killBatch(pages + 1))
+		err = s.Write(ctx, run, killBatch(pages+1))
 	}
 	if err == nil {
 		err = s.FinishRun(ctx, run, RunEnd{Status: RunOK})
