@@ -118,7 +118,7 @@ func runDemo(ctx context.Context, opts demoOptions, g *globalOptions, _ []string
 		return err
 	}
 	defer closing(&err, unlock)
-	store, err := load.Open(ctx, cfg.Store.DuckDBPath(), load.Options{Clock: mc, Logger: log})
+	store, err := load.Open(ctx, cfg.Store.DuckDBPath(), run.StoreOptions(cfg, mc, log))
 	if err != nil {
 		return fmt.Errorf("opening the demo store: %w", err)
 	}

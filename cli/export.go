@@ -3,12 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/drextract/drextract/load"
 )
 
 func init() { register(newExportCommand) }
@@ -41,7 +41,7 @@ func runExportCommand(ctx context.Context, cmd *cobra.Command, g *globalOptions,
 		return err
 	}
 	live := w.cfg.Store.DuckDBPath()
-	if _, err := os.Stat(live); err != nil {
+	if !load.Exists(live) {
 		return fmt.Errorf("no store at %s: run drextract extract first", live)
 	}
 	r, st, closeStore, err := w.writer(ctx, false)

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -78,7 +77,7 @@ func runPlan(ctx context.Context, cmd *cobra.Command, opts extractOptions, g *gl
 			return err
 		}
 		cr.Sink = st
-	} else if _, err := os.Stat(w.cfg.Store.DuckDBPath()); err == nil {
+	} else if load.Exists(w.cfg.Store.DuckDBPath()) {
 		store, err := w.openStoreReadOnly(ctx)
 		if err != nil {
 			return err

@@ -180,7 +180,7 @@ func (w *wiring) openStore(ctx context.Context) (st *load.Store, closeStore func
 		return nil, nil, err
 	}
 	path := w.cfg.Store.DuckDBPath()
-	st, err = load.Open(ctx, path, load.Options{Clock: w.api, Logger: w.log})
+	st, err = load.Open(ctx, path, run.StoreOptions(w.cfg, w.api, w.log))
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("opening the store %s: %w", path, err), unlock())
 	}

@@ -43,6 +43,7 @@ func TestBrokenFiles(t *testing.T) {
 		"bad-cron":                ErrInvalidCron,
 		"bad-date-range":          ErrBadDateRange,
 		"bad-region":              ErrBadValue,
+		"bad-share":               ErrBadValue,
 		"bad-report-table":        ErrBadTableName,
 		"bad-report-timezone":     ErrInvalidTimezone,
 		"bad-sql-timeout":         ErrBadValue,

@@ -115,18 +115,36 @@ func (s TokenSource) String() string {
 	return "file:" + s.File
 }
 
-// Store names the files of the DuckDB store. DuckDB, Serving and Parquet are relative to
-// DataDir unless absolute; use the Path methods, which also follow a --data-dir override
+// Store names the files of the DuckDB store. Serving and Parquet are relative to DataDir
+// unless absolute; DuckDB, the live store, is relative to DataDir's private folder
+// LiveDir unless absolute. Use the Path methods, which also follow a --data-dir override
 // assigned to DataDir.
 type Store struct {
 	DataDir string `yaml:"data_dir"`
 	DuckDB  string `yaml:"duckdb"`
 	Serving string `yaml:"serving"`
 	Parquet string `yaml:"parquet"`
+	// Share says who may read the serving copy and the Parquet export: owner, group
+	// (the default) or all. The live store is private whatever it says.
+	Share string `yaml:"share"`
 }
 
-// DuckDBPath is the store's DuckDB file.
-func (s Store) DuckDBPath() string { return s.under(s.DuckDB) }
+// LiveDir is the private folder of the data directory that holds the live store (the
+// store package's layout; drextract moves a store an older version left in the data
+// directory into it).
+const LiveDir = "live"
+
+// Shares are the values of store.share.
+var Shares = []string{"owner", "group", "all"}
+
+// DuckDBPath is the live store's DuckDB file: DataDir/live/DuckDB unless DuckDB is
+// absolute.
+func (s Store) DuckDBPath() string {
+	if filepath.IsAbs(s.DuckDB) {
+		return s.DuckDB
+	}
+	return filepath.Join(s.DataDir, LiveDir, s.DuckDB)
+}
 
 // ServingPath is the read-only copy published for BI tools.
 func (s Store) ServingPath() string { return s.under(s.Serving) }
@@ -329,6 +347,7 @@ func (c *Config) applyDefaults(dir string, lookupEnv func(string) (string, bool)
 	setDefault(&c.Store.DuckDB, "datorama.duckdb")
 	setDefault(&c.Store.Serving, "serving.duckdb")
 	setDefault(&c.Store.Parquet, "parquet")
+	setDefault(&c.Store.Share, "group")
 	c.Store.DataDir = resolve(dir, c.Store.DataDir)
 	setDefault(&c.SelectionsDir, "./selections")
 	c.SelectionsDir = resolve(dir, c.SelectionsDir)

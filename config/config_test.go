@@ -32,9 +32,10 @@ func TestValidFile(t *testing.T) {
 	check("API.BaseURL (from region eu2)", c.API.BaseURL, "https://api-eu2.datorama.com")
 	check("API.Sandbox", c.API.Sandbox, true)
 	check("API.Tokens", c.API.Tokens, []TokenSource{{Env: "DRX_TEST_TOKEN"}, {Env: "DRX_TEST_TOKEN_B"}})
-	check("DuckDBPath", c.Store.DuckDBPath(), "/var/lib/drextract/store/main.duckdb")
+	check("DuckDBPath", c.Store.DuckDBPath(), "/var/lib/drextract/live/store/main.duckdb")
 	check("ServingPath (default name)", c.Store.ServingPath(), "/var/lib/drextract/serving.duckdb")
 	check("ParquetDir (default name)", c.Store.ParquetDir(), "/var/lib/drextract/parquet")
+	check("Share", c.Store.Share, "all")
 	check("Budget (explicit zero reserve kept, other limits defaulted)", c.Budget, Budget{Reserve: 0, PlatformLimit: 60, QueryLimit: 10, DailyQuota: 20000})
 	check("SelectionsDir (relative to the file)", c.SelectionsDir, filepath.Join("testdata", "my-selections"))
 
@@ -148,7 +149,7 @@ func TestRepoSchedulesFile(t *testing.T) {
 	if len(kinds) != 4 {
 		t.Errorf("the example should show every run kind, shows %v", kinds)
 	}
-	if len(c.Reports) != 1 || c.API.BaseURL != DefaultBaseURL || c.Store.DuckDBPath() != filepath.Join("..", "data", "datorama.duckdb") {
+	if len(c.Reports) != 1 || c.API.BaseURL != DefaultBaseURL || c.Store.DuckDBPath() != filepath.Join("..", "data", "live", "datorama.duckdb") {
 		t.Errorf("unexpected example: %d reports, base URL %s, store %s", len(c.Reports), c.API.BaseURL, c.Store.DuckDBPath())
 	}
 	// Without the variable, config check must fail on exactly that.
@@ -261,7 +262,7 @@ func TestBaseURL(t *testing.T) {
 func TestDefault(t *testing.T) {
 	t.Setenv(EnvBaseURL, "")
 	c := Default()
-	if c.API.BaseURL != DefaultBaseURL || c.Store.DuckDBPath() != filepath.Join("data", "datorama.duckdb") ||
+	if c.API.BaseURL != DefaultBaseURL || c.Store.DuckDBPath() != filepath.Join("data", "live", "datorama.duckdb") ||
 		c.Budget.Reserve != 0.10 || c.Budget.DailyQuota != 20000 || len(c.Schedules) != 0 {
 		t.Errorf("Default() = %+v", c)
 	}

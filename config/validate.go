@@ -174,6 +174,9 @@ func (v *validator) store() {
 		}
 		paths[p.path] = p.key
 	}
+	if !slices.Contains(Shares, s.Share) {
+		v.add(ErrBadValue, "store.share", "unknown share %s; want owner, group or all", quoteKey(s.Share))
+	}
 	if fi, err := os.Stat(v.c.SelectionsDir); err == nil && !fi.IsDir() {
 		v.add(ErrBadValue, "selections_dir", "%s is not a directory", v.c.SelectionsDir)
 	}

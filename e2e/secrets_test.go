@@ -27,6 +27,7 @@ import (
 	"github.com/drextract/drextract/cli"
 	"github.com/drextract/drextract/clock"
 	"github.com/drextract/drextract/datorama"
+	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/sim"
 )
 
@@ -191,7 +192,7 @@ schedules:
 	for _, f := range found {
 		t.Errorf("the token leaked: %s", f)
 	}
-	checkAuditTables(t, filepath.Join(dataDir, "datorama.duckdb"))
+	checkAuditTables(t, filepath.Join(dataDir, load.LiveFile))
 
 	// The scan finds what it looks for: a token planted in each kind of file under the
 	// data directory is reported, in the form it was planted.

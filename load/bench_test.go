@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -73,44 +72,4 @@ func benchWrites(b *testing.B, s *Store, pages []Batch, size int) {
 	elapsed := time.Since(start)
 	b.ReportMetric(float64(len(pages)*size)/elapsed.Seconds(), "rows/s")
 	b.ReportMetric(float64(len(pages))/elapsed.Seconds(), "batches/s")
-}
-
-// BenchmarkExport1MJobs measures the Parquet export of a store holding 1,000,000 jobs
-// (written through the Sink as 1000 pages of 1000) and the serving-copy publish.
-func BenchmarkExport1MJobs(b *testing.B) {
-	dir := b.TempDir()
-	s := openIn(b, dir)
-	ctx := context.Background()
-	loadStart := time.Now()
-	for p := 0; p < 1000; p++ {
-		must(b, s.Write(ctx, 1, benchPage(p, 1000, "SUCCESS")))
-	}
-	loaded := time.Since(loadStart)
-	must(b, s.FinishRun(ctx, mustRun(b, s), RunEnd{Status: RunOK})) // checkpoints the WAL
-	b.ResetTimer()
-	var exportTime, publishTime time.Duration
-	var st ExportStats
-	for i := 0; i < b.N; i++ {
-		w := time.Now()
-		var err error
-		st, err = s.Export(ctx, filepath.Join(dir, ParquetDir))
-		must(b, err)
-		exportTime += time.Since(w)
-		w = time.Now()
-		must(b, s.Publish(ctx, filepath.Join(dir, ServingFile)))
-		publishTime += time.Since(w)
-	}
-	if st.Rows[Jobs] != 1_000_000 {
-		b.Fatalf("exported %d jobs", st.Rows[Jobs])
-	}
-	b.ReportMetric(exportTime.Seconds()/float64(b.N), "export-s")
-	b.ReportMetric(publishTime.Seconds()/float64(b.N), "publish-s")
-	b.ReportMetric(float64(st.Bytes)/1e6, "parquet-MB")
-	b.ReportMetric(1e6/loaded.Seconds(), "load-rows/s")
-}
-
-func mustRun(b *testing.B, s *Store) int64 {
-	id, err := s.StartRun(context.Background(), RunStart{Schedule: "bench", Kind: "extract"})
-	must(b, err)
-	return id
 }

@@ -21,8 +21,15 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(childEnv); role != "" {
 		os.Exit(runChild(role, os.Args[len(os.Args)-1]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, f := range afterTests {
+		f()
+	}
+	os.Exit(code)
 }
+
+// afterTests are cleanups of resources shared by several tests (AfterTests).
+var afterTests []func()
 
 // startChild starts the test binary in role with arg and waits for its first output
 // line ("ready" or the like), which it returns.
@@ -66,6 +73,9 @@ func readLine(t *testing.T, r *bufio.Reader) string {
 	}
 }
 
+// platformRoles are roles that exist only on some systems, registered by their files.
+var platformRoles = map[string]func(arg string) int{}
+
 func runChild(role, arg string) int {
 	ctx := context.Background()
 	fail := func(err error) int {
@@ -94,6 +104,18 @@ func runChild(role, arg string) int {
 		fmt.Println("ready", res.Rows[0][0])
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		return 0
+	case "open-default": // open file arg in DuckDB's default (read-write) mode, as a BI tool does, and hold it until stdin closes
+		db, err := openDB(arg)
+		if err == nil {
+			err = db.Ping()
+		}
+		if err != nil {
+			fmt.Println("refused", firstLine(err.Error()))
+		} else {
+			fmt.Println("opened")
+		}
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		return 0
 	case "write-loop": // write job pages with checkpoints into data dir arg until killed
 		return writeLoop(ctx, arg, fail)
 	case "export-loop": // export and publish data dir arg until killed
@@ -112,6 +134,9 @@ func runChild(role, arg string) int {
 			}
 			fmt.Println("exported")
 		}
+	}
+	if f, ok := platformRoles[role]; ok {
+		return f(arg)
 	}
 	return fail(fmt.Errorf("unknown role"))
 }

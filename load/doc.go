@@ -7,8 +7,12 @@
 //
 // Files under the data directory:
 //
-//	datorama.duckdb   the live store, opened read-write by one process at a time (LockDir)
-//	serving.duckdb    the BI copy, replaced whole by Publish; consumers open it read-only
-//	parquet           a symlink to the newest complete export in parquet.versions/
-//	drextract.lock    the single-writer lock, holding the writer's pid
+//	live/                  the live store's private folder (0700)
+//	  datorama.duckdb      the live store (0600), opened read-write by one process at a
+//	                       time (LockDir), verified against its checksums at every open
+//	  datorama.duckdb.wal  its write-ahead log (0600); DuckDB spills into .tmp/ beside it
+//	serving.duckdb         the BI copy, replaced whole by Publish, read-only on disk
+//	                       (Share: 0440 by default) so consumers can only open it read-only
+//	parquet                a symlink to the newest complete export in parquet.versions/
+//	drextract.lock         the single-writer lock, holding the writer's pid
 package load

@@ -134,7 +134,8 @@ func TestExport(t *testing.T) {
 		}
 	}
 
-	// jobs is partitioned by data time: dataStartDate, else the UTC day of the start.
+	// jobs is partitioned by data time: dataStartDate, else the UTC day of the start;
+	// months are zero-padded (month=03).
 	db, _ := openDB("")
 	defer db.Close()
 	jobsGlob := quoteString(filepath.Join(parquetIn(dir), Jobs, "**", "*.parquet"))
@@ -144,7 +145,7 @@ func TestExport(t *testing.T) {
 		return y.String + "/" + m.String
 	}
 	first := jobPage(10, 1, 1, 1, "SUCCESS")[0]
-	if got, want := part(1), fmt.Sprintf("%d/%d", first.DataStartDate.Year(), int(first.DataStartDate.Month())); got != want {
+	if got, want := part(1), fmt.Sprintf("%d/%02d", first.DataStartDate.Year(), int(first.DataStartDate.Month())); got != want {
 		t.Errorf("job 1 partition %s, want %s", got, want)
 	}
 	if got := part(90001); got != "2024/12" {
@@ -157,6 +158,32 @@ func TestExport(t *testing.T) {
 	must(t, db.QueryRow(fmt.Sprintf(`SELECT DISTINCT compression FROM parquet_metadata(%s)`, quoteString(filepath.Join(parquetIn(dir), Streams, "*.parquet")))).Scan(&codec))
 	if codec != "ZSTD" {
 		t.Errorf("compression %s, want ZSTD", codec)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(parquetIn(dir), Jobs, "year=*", "month=?")); len(dirs) > 0 {
+		t.Errorf("months not zero-padded: %v", dirs)
+	}
+	// raw is a plain UTF-8 string in every table, not Parquet's JSON type (which polars
+	// reads as binary), and reads back as the stored JSON text.
+	for _, tb := range []string{Jobs, Streams, Workspaces, "streams_history"} {
+		var converted, logical sql.NullString
+		glob := quoteString(filepath.Join(parquetIn(dir), tb, "**", "*.parquet"))
+		must(t, db.QueryRow(fmt.Sprintf(`SELECT any_value(converted_type), any_value(CAST(logical_type AS VARCHAR)) FROM parquet_schema(%s) WHERE name = 'raw'`, glob)).Scan(&converted, &logical))
+		if converted.String != "UTF8" || strings.Contains(strings.ToUpper(logical.String), "JSON") {
+			t.Errorf("%s.raw is stored as converted type %q, logical type %q; want a UTF8 string", tb, converted.String, logical.String)
+		}
+	}
+	var raw, typ string
+	must(t, db.QueryRow(fmt.Sprintf(`SELECT raw, typeof(raw) FROM read_parquet(%s, hive_partitioning = true) WHERE id = 1`, jobsGlob)).Scan(&raw, &typ))
+	if want := string(first.Raw); raw != want || typ != "VARCHAR" {
+		t.Errorf("job 1's raw reads back as %s %q, want VARCHAR %q", typ, raw, want)
+	}
+	// DuckDB reads a zero-padded month as text (so it sorts), or as a number when asked.
+	var month string
+	var monthNumber int
+	must(t, db.QueryRow(fmt.Sprintf(`SELECT month FROM read_parquet(%s, hive_partitioning = true) WHERE id = 1`, jobsGlob)).Scan(&month))
+	must(t, db.QueryRow(fmt.Sprintf(`SELECT month FROM read_parquet(%s, hive_partitioning = true, hive_types = {'month': INTEGER}) WHERE id = 1`, jobsGlob)).Scan(&monthNumber))
+	if want := fmt.Sprintf("%02d", first.DataStartDate.Month()); month != want || monthNumber != int(first.DataStartDate.Month()) {
+		t.Errorf("month of job 1 reads back as %q and %d, want %q and %d", month, monthNumber, want, first.DataStartDate.Month())
 	}
 }
 
@@ -225,7 +252,8 @@ func listDir(t testing.TB, dir string) []string {
 }
 
 // TestExportLeftoversCleanedOnOpen: a killed export leaves a .tmp folder and a temporary
-// link; opening the store removes them and the last complete export stays readable.
+// link, a killed publish serving.duckdb.new and its WAL; opening the store removes them
+// and the last complete export stays readable.
 func TestExportLeftoversCleanedOnOpen(t *testing.T) {
 	dir := t.TempDir()
 	s := openIn(t, dir)
@@ -239,8 +267,14 @@ func TestExportLeftoversCleanedOnOpen(t *testing.T) {
 	must(t, os.MkdirAll(filepath.Join(half, Jobs), 0o755))
 	must(t, os.WriteFile(filepath.Join(half, Jobs, "data_0.parquet"), []byte("PAR1 half"), 0o644))
 	must(t, os.Symlink("nowhere", parquetIn(dir)+linkTmpSuffix))
+	for _, p := range []string{servingIn(dir) + publishSuffix, servingIn(dir) + publishSuffix + ".wal"} {
+		must(t, os.WriteFile(p, []byte("half a copy"), 0o644))
+	}
 
-	s = openIn(t, dir)
+	openIn(t, dir)
+	if l := leftovers(servingIn(dir)); len(l) > 0 {
+		t.Errorf("publish leftovers still there: %v", l)
+	}
 	if _, err := os.Stat(half); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("half-written export still there: %v", err)
 	}
@@ -412,5 +446,40 @@ func TestPublishInterrupted(t *testing.T) {
 				t.Errorf("serving copy has %d jobs after recovery, want 700", n)
 			}
 		})
+	}
+}
+
+// The serving copy carries what analysts rely on besides tables: views, macros and the
+// comments on tables, views and columns (COPY FROM DATABASE copies them).
+func TestPublishCarriesViewsAndComments(t *testing.T) {
+	dir := t.TempDir()
+	s := openIn(t, dir)
+	fill(t, s, 1, 10)
+	_, err := s.db.Exec(`CREATE VIEW jobs_v AS SELECT id, status FROM jobs;
+		COMMENT ON TABLE jobs IS 'the jobs'; COMMENT ON COLUMN jobs.status IS 'job status';
+		COMMENT ON VIEW jobs_v IS 'a view'; COMMENT ON COLUMN jobs_v.status IS 'status, again';
+		CREATE MACRO twice(x) AS x * 2`)
+	must(t, err)
+	must(t, s.Publish(context.Background(), servingIn(dir)))
+	r, err := OpenReadOnly(context.Background(), servingIn(dir))
+	must(t, err)
+	defer r.Close()
+	if n := count(t, r.db, `SELECT count(*) FROM jobs_v`); n != 10 {
+		t.Errorf("the view has %d rows in the serving copy, want 10", n)
+	}
+	if n := count(t, r.db, `SELECT twice(21)`); n != 42 {
+		t.Errorf("the macro gives %d, want 42", n)
+	}
+	for q, want := range map[string]string{
+		`SELECT comment FROM duckdb_tables() WHERE table_name = 'jobs'`:                               "the jobs",
+		`SELECT comment FROM duckdb_columns() WHERE table_name = 'jobs' AND column_name = 'status'`:   "job status",
+		`SELECT comment FROM duckdb_views() WHERE view_name = 'jobs_v'`:                               "a view",
+		`SELECT comment FROM duckdb_columns() WHERE table_name = 'jobs_v' AND column_name = 'status'`: "status, again",
+	} {
+		var got sql.NullString
+		must(t, r.db.QueryRow(q).Scan(&got))
+		if got.String != want {
+			t.Errorf("%s: %q, want %q", q, got.String, want)
+		}
 	}
 }

@@ -177,7 +177,7 @@ func TestMigrations(t *testing.T) {
 	}
 
 	t.Run("older store upgrades", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), LiveFile)
+		path := filepath.Join(t.TempDir(), liveName)
 		db, v, err := migrateOnly(path, only(1))
 		must(t, err)
 		if v != 1 {
@@ -208,7 +208,7 @@ func TestMigrations(t *testing.T) {
 	})
 
 	t.Run("newer store refused", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), LiveFile)
+		path := filepath.Join(t.TempDir(), liveName)
 		newer := only(versionsOf(all)...)
 		newer["9999_from_the_future.sql"] = &fstest.MapFile{Data: []byte(`CREATE TABLE future (x INTEGER);`)}
 		s, err := open(path, newer)
@@ -226,7 +226,7 @@ func TestMigrations(t *testing.T) {
 	})
 
 	t.Run("failed migration leaves the previous version", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), LiveFile)
+		path := filepath.Join(t.TempDir(), liveName)
 		broken := only(1)
 		broken["0002_broken.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);")}
 		db, v, err := migrateOnly(path, broken)

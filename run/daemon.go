@@ -50,7 +50,7 @@ func NewDaemon(ctx context.Context, r *Runner) (*Daemon, error) {
 
 func (d *Daemon) open(ctx context.Context) (*load.Store, error) {
 	path := d.runner.Config.Store.DuckDBPath()
-	st, err := load.Open(ctx, path, load.Options{Clock: d.runner.clock(), Logger: d.runner.Log})
+	st, err := load.Open(ctx, path, StoreOptions(d.runner.Config, d.runner.clock(), d.runner.Log))
 	if err != nil {
 		return nil, fmt.Errorf("opening the store %s: %w", path, err)
 	}

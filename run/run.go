@@ -274,3 +274,11 @@ func (t servingTarget) Name() string { return string(t) }
 func (t servingTarget) Publish(ctx context.Context, st *load.Store) error {
 	return st.Publish(ctx, string(t))
 }
+
+// StoreOptions are the options every command and the daemon open the live store with:
+// where its copies for readers live and who may read them, so that Open cleans up after
+// an interrupted publish or export and names them as the last good state.
+func StoreOptions(cfg *config.Config, clk clock.Clock, log *slog.Logger) load.Options {
+	return load.Options{Clock: clk, Logger: log, Serving: cfg.Store.ServingPath(), Parquet: cfg.Store.ParquetDir(),
+		Share: load.Share(cfg.Store.Share)}
+}
