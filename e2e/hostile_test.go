@@ -15,6 +15,7 @@ import (
 
 	"github.com/drextract/drextract/cli"
 	"github.com/drextract/drextract/clock"
+	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/sim"
 )
 
@@ -41,7 +42,7 @@ func TestHostileListing(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
 	dataDir := filepath.Join(dir, "data")
-	live := filepath.Join(dataDir, "datorama.duckdb")
+	live := filepath.Join(dataDir, load.LiveFile)
 	t.Setenv("DATORAMA_TOKEN", s.Tokens()[0])
 	t.Setenv("DATORAMA_BASE_URL", srv.URL+"/base")
 	extract := func(want int, args ...string) string {
