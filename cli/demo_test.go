@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -100,11 +101,20 @@ func runDemoOK(t *testing.T, dir string) string {
 	if code != ExitOK {
 		t.Fatalf("demo exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
-	if d := time.Since(begin); d > 60*time.Second {
-		t.Errorf("demo took %s, want < 60 s", d)
-	}
 	t.Logf("demo took %s", time.Since(begin).Round(time.Millisecond))
 	return stdout.String()
+}
+
+// BenchmarkDemo times the demo as a newcomer runs it (the README says about 10 s after
+// the build); a duration belongs here, not in TestDemo, where a busy machine would fail it.
+func BenchmarkDemo(b *testing.B) {
+	for i := range b.N {
+		var stdout, stderr bytes.Buffer
+		dir := filepath.Join(b.TempDir(), fmt.Sprint("demo", i))
+		if code := DoContext(context.Background(), []string{"demo", "--dir", dir}, strings.NewReader(""), &stdout, &stderr); code != ExitOK {
+			b.Fatalf("demo exit %d\n%s", code, stderr.String())
+		}
+	}
 }
 
 func atoiAfter(t *testing.T, text, pattern string) int {
