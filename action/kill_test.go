@@ -62,7 +62,7 @@ func TestActionKillChild(t *testing.T) {
 	eng.WrapSender = func(next Sender) Sender {
 		return EachCall(func(ctx context.Context, call *Call) (*Answer, error) {
 			os.WriteFile(fmt.Sprintf("%s.call%d", spec.Marker, call.No), nil, 0o644)
-			ans, err := SendOne(ctx, next, call)
+			ans, err := sendOne(ctx, next, call)
 			if call.No == spec.KillAfterCall {
 				os.WriteFile(spec.Marker, []byte("sent"), 0o644)
 				select {} // killed here, between the answer and its record

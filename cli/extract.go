@@ -24,7 +24,7 @@ type extractOptions struct {
 func (o *extractOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.full, "full", false, "re-read everything: every stream's jobs from page 1, every mapping and workspace-level list")
 	f.StringSliceVar(&o.entities, "entities", nil, "crawl only these entities (comma-separated): "+strings.Join(extract.Entities, ", "))
-	f.BoolVar(&o.dryRun, "dry-run", false, "print what the run would cost (as `drextract plan`) and make no API call")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print what the run would cost, as drextract plan does, and make no API call")
 	f.IntVar(&o.maxCalls, "max-calls", 0, "stop cleanly after this many API calls (0: no cap); the run then ends partial")
 }
 
