@@ -274,7 +274,8 @@ func (x *execution) nextBatch(ctx context.Context, queue []*Call) (batch, rest [
 		if err != nil {
 			return nil, queue, err
 		}
-		return []*Call{queue[i]}, slices.Delete(queue, i, i+1), nil
+		c := queue[i] // before Delete, which clears the tail it leaves
+		return []*Call{c}, slices.Delete(queue, i, i+1), nil
 	case x.p.Op.Creates():
 		return queue[:1:1], queue[1:], nil
 	}

@@ -516,8 +516,9 @@ func (p *Plan) where(r Row) string {
 }
 
 // buildCreations checks a creation's workspace in the store and skips an entity whose
-// name its workspace already has: a lost answer is settled by finding the entity by
-// name, which a namesake would make ambiguous (and a second one is rarely meant).
+// name its workspace already has, in the store or by an earlier creation of ours: a lost
+// answer is settled by finding the entity by name, which a namesake would make
+// ambiguous, and a second one is rarely meant.
 func (e *Engine) buildCreations(ctx context.Context, p *Plan, rows []Row) error {
 	strict := p.Source.Kind != "selection"
 	var wss []int64
@@ -532,6 +533,10 @@ func (e *Engine) buildCreations(ctx context.Context, p *Plan, rows []Row) error 
 	if err != nil {
 		return err
 	}
+	ours, err := createdBefore(ctx, e.DB, p.Op, wss)
+	if err != nil {
+		return err
+	}
 	for _, r := range rows {
 		it := &Item{Row: r, Op: p.Op, Status: StatusPlanned, WorkspaceID: r.WorkspaceID}
 		p.Items = append(p.Items, it)
@@ -543,6 +548,8 @@ func (e *Engine) buildCreations(ctx context.Context, p *Plan, rows []Row) error 
 			it.skip("unknown workspace", "workspace %d is not in the store", r.WorkspaceID)
 		case names[nameKey{r.WorkspaceID, name}] != 0:
 			it.skip("exists", "workspace %d already has a %s named %q (id %d)", r.WorkspaceID, p.Op.entity(), name, names[nameKey{r.WorkspaceID, name}])
+		case ours[nameKey{r.WorkspaceID, name}] != 0:
+			it.skip("exists", "action run %d already created a %s named %q in workspace %d", ours[nameKey{r.WorkspaceID, name}], p.Op.entity(), name, r.WorkspaceID)
 		}
 		if it.Status == StatusSkipped {
 			p.Skipped[it.reasonKind()]++

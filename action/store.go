@@ -292,3 +292,34 @@ func liveStreamsOf(ctx context.Context, db *sql.DB, ws int64) ([]int64, error) {
 	}
 	return out, rows.Err()
 }
+
+// createdBefore returns, by name, the action runs that created (or may have created: a
+// call still in doubt) an entity of op in the given workspaces that the store does not
+// know deleted since. A creation whose record is not in the store yet (the write-back
+// failed, or a reconciliation without one found it) is so still known.
+func createdBefore(ctx context.Context, db *sql.DB, op Op, wss []int64) (map[nameKey]int64, error) {
+	out := map[nameKey]int64{}
+	table := entityTables[op]
+	if table == "" || len(wss) == 0 {
+		return out, nil
+	}
+	rows, err := db.QueryContext(ctx, `
+		SELECT i.workspace_id, coalesce(i.name, ''), max(i.run_id)
+		FROM action_items i
+		WHERE i.operation = $1 AND i.status IN ('sent', 'sending') AND i.workspace_id IN (SELECT unnest($2::BIGINT[]))
+		  AND NOT EXISTS (SELECT 1 FROM `+table+` t WHERE t.id = i.created_id AND t.is_deleted)
+		GROUP BY ALL`, string(op), wss)
+	if err != nil {
+		return nil, fmt.Errorf("reading earlier %s actions: %w", op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k nameKey
+		var run int64
+		if err := rows.Scan(&k.ws, &k.name, &run); err != nil {
+			return nil, fmt.Errorf("reading earlier %s actions: %w", op, err)
+		}
+		out[k] = run
+	}
+	return out, rows.Err()
+}
