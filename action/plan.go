@@ -375,6 +375,11 @@ func (e *Engine) Prepare(ctx context.Context, req Request) (*Plan, error) {
 		if opts.MaxRows > 0 && len(rows) > opts.MaxRows {
 			return nil, badInput(fmt.Errorf("%d rows, more than --max-rows %d: nothing planned", len(rows), opts.MaxRows))
 		}
+		for _, r := range rows {
+			if err := r.check(op); err != nil {
+				return nil, badInput(fmt.Errorf("row %d: %w", r.Line, err))
+			}
+		}
 		if err := e.resolveJobStreams(ctx, rows); err != nil {
 			return nil, err
 		}

@@ -68,6 +68,11 @@ func TestActionsShowAtOnceThroughQuery(t *testing.T) {
 		t.Errorf("a body without a name: exit %d %s", code, errOut)
 	}
 
+	other := e.writeFile("other.json", fmt.Sprintf(`{"name": "Elsewhere", "dataSourceId": 412, "workspaceId": %d}`, ws+1))
+	if code, _, errOut = e.run("create", "stream", "--workspace", fmt.Sprint(ws), "--json", other); code != ExitUsage || !strings.Contains(errOut, "differs from the workspace") {
+		t.Errorf("a body naming another workspace: exit %d %s", code, errOut)
+	}
+
 	// delete: a stream that just ran needs --force; with it, deleted at once.
 	s1 := fmt.Sprint(ids[1])
 	mut = e.mutating()
