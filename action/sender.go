@@ -272,8 +272,8 @@ func (s *apiSender) download(ctx context.Context, c *Call) (*Answer, error) {
 	return &Answer{Sent: true, Bytes: n, Body: body}, nil
 }
 
-// writeError classifies the failure of an idempotent write (PATCH, PUT): the client
-// retried it, so after several transient failures any one attempt may have applied it.
+// writeError classifies the failure of an idempotent write (PATCH, PUT, DELETE): the
+// client retried it, so after several transient failures any one attempt may have applied it.
 // That is an unknown outcome, which reconciliation settles by reading the record.
 func writeError(err error) error {
 	var rt *datorama.RetryError
