@@ -112,7 +112,9 @@ func (a *audit) startRun(ctx context.Context, p *Plan) (int64, error) {
 		QueueMax  int               `json:"queue_max,omitempty"`
 		Cooldown  string            `json:"cooldown,omitempty"`
 		ForcePut  bool              `json:"force_put,omitempty"`
-	}{p.Params, o.MaxCalls, o.MaxRows, o.ChunkDays, o.QueueMax, o.Cooldown.String(), o.ForcePut})
+		MaxDelete int               `json:"max_delete,omitempty"`
+		Force     bool              `json:"force,omitempty"`
+	}{p.Params, o.MaxCalls, o.MaxRows, o.ChunkDays, o.QueueMax, o.Cooldown.String(), o.ForcePut, deleteLimit(p), o.Force})
 	var runID int64
 	err = tx.QueryRowContext(ctx, `
 		INSERT INTO action_runs (selection, source, operation, parameters, started_by, plan, rows_total,
@@ -154,8 +156,12 @@ func (a *audit) startRun(ctx context.Context, p *Plan) (int64, error) {
 		if it.ExpectedJobs > 0 {
 			expected = it.ExpectedJobs
 		}
-		if err := itemStmt.QueryRowContext(ctx, runID, it.Row.Line, string(it.Op), nullInt(it.WorkspaceID), it.Row.StreamID,
-			nullInt(it.Row.JobID), nullDate(start), nullDate(end), nullStr(it.Row.Name), nullJSON(it.Row.Patch),
+		name := it.Row.Name
+		if it.Op.Creates() {
+			name = bodyName(it.Row.Body)
+		}
+		if err := itemStmt.QueryRowContext(ctx, runID, it.Row.Line, string(it.Op), nullInt(it.WorkspaceID), nullInt(it.Row.StreamID),
+			nullInt(it.Row.JobID), nullDate(start), nullDate(end), nullStr(name), nullJSON(it.Row.Patch),
 			string(rowJSON(it.Row)), it.callNos(), nullInt(it.KnownMaxJobID), expected, it.Status, nullStr(it.Reason)).Scan(&it.id); err != nil {
 			return 0, fmt.Errorf("recording action item (row %d): %w", it.Row.Line, err)
 		}
@@ -166,8 +172,20 @@ func (a *audit) startRun(ctx context.Context, p *Plan) (int64, error) {
 	return runID, nil
 }
 
+// deleteLimit is the delete limit a plan ran under, for its parameters (0: not a delete).
+func deleteLimit(p *Plan) int {
+	if p.Op != OpDelete {
+		return 0
+	}
+	return p.Options.withDefaults().MaxDelete
+}
+
 // rowJSON is the input row as given.
 func rowJSON(r Row) []byte {
+	if r.Body != nil {
+		b, _ := json.Marshal(map[string]any{ColWorkspaceID: r.WorkspaceID, ColJSON: r.Body})
+		return b
+	}
 	m := map[string]any{ColStreamID: r.StreamID}
 	if r.JobID != 0 {
 		m[ColJobID] = r.JobID
@@ -277,8 +295,8 @@ func (a *audit) sentTx(ctx context.Context, tx *sql.Tx, runID int64, c *Call, an
 		}
 		if _, err := tx.ExecContext(ctx, `
 			UPDATE action_items SET status = $2, sent_at = $3, job_ids = list_concat(coalesce(job_ids, []::BIGINT[]), $4::BIGINT[]),
-			       response = coalesce($5, response)
-			WHERE id = $1`, it.id, status, sentAt, ids, resp); err != nil {
+			       response = coalesce($5, response), created_id = coalesce($6, created_id)
+			WHERE id = $1`, it.id, status, sentAt, ids, resp, nullInt(ans.CreatedID)); err != nil {
 			return err
 		}
 	}

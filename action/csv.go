@@ -36,6 +36,25 @@ func ParseCSV(r io.Reader, file string, op Op) ([]Row, error) {
 	if len(want) == 0 {
 		return nil, fmt.Errorf("unknown action %q", op)
 	}
+	return parseCSV(r, file, op, want, Row{})
+}
+
+// ParseCreateCSV reads the rows of a creation in workspace ws from a CSV file whose
+// header names one column, json: one entity per line, as the API takes it (a JSON
+// object, quoted as CSV quotes a field). It is as strict as ParseCSV; a body naming
+// another workspace, or a name given twice, refuses the file.
+func ParseCreateCSV(r io.Reader, file string, op Op, ws int64) ([]Row, error) {
+	if !op.Creates() {
+		return nil, fmt.Errorf("action %q creates nothing", op)
+	}
+	if ws <= 0 {
+		return nil, fmt.Errorf("%d is not a workspace id", ws)
+	}
+	return parseCSV(r, file, op, []string{ColJSON}, Row{WorkspaceID: ws})
+}
+
+// parseCSV reads rows with the columns want; base holds what every row shares.
+func parseCSV(r io.Reader, file string, op Op, want []string, base Row) ([]Row, error) {
 	cr := csv.NewReader(skipBOM(r))
 	cr.FieldsPerRecord = 0 // the header fixes the count; a differing row is an error
 	cr.ReuseRecord = false
@@ -64,7 +83,8 @@ func ParseCSV(r io.Reader, file string, op Op) ([]Row, error) {
 		if len(rows) >= maxCSVRows {
 			return nil, &LineError{file, line, fmt.Sprintf("more than %d rows; split the file", maxCSVRows)}
 		}
-		row := Row{Line: line}
+		row := base
+		row.Line = line
 		for i, col := range want {
 			if err := row.setField(col, rec[idx[i]]); err != nil {
 				return nil, &LineError{file, line, err.Error()}
@@ -144,10 +164,11 @@ type dupChecker struct {
 	op      Op
 	byKey   map[[2]int64]int
 	byRange map[int64][]Row
+	byName  map[nameKey]int
 }
 
 func newDupChecker(op Op) *dupChecker {
-	return &dupChecker{op: op, byKey: map[[2]int64]int{}, byRange: map[int64][]Row{}}
+	return &dupChecker{op: op, byKey: map[[2]int64]int{}, byRange: map[int64][]Row{}, byName: map[nameKey]int{}}
 }
 
 // add returns the line of an earlier conflicting row and a message, or 0.
@@ -160,6 +181,13 @@ func (d *dupChecker) add(r Row) (int, string) {
 			}
 		}
 		d.byRange[r.StreamID] = append(d.byRange[r.StreamID], r)
+		return 0, ""
+	case OpCreateStream, OpCreatePattern, OpCreateCalc:
+		k := nameKey{r.WorkspaceID, bodyName(r.Body)}
+		if p, ok := d.byName[k]; ok {
+			return p, fmt.Sprintf("a %s named %q in workspace %d is listed twice", d.op.entity(), k.name, k.ws)
+		}
+		d.byName[k] = r.Line
 		return 0, ""
 	case OpRerun, OpDownload:
 		k := [2]int64{r.StreamID, r.JobID}

@@ -103,3 +103,67 @@ func TestParseCSVLineOfEachRow(t *testing.T) {
 		t.Fatalf("lines = %d, %d; want 3, 6", rows[0].Line, rows[1].Line)
 	}
 }
+
+// Creations read a JSON body per line: with --workspace the file has the json column
+// only; through act it names the workspace too. A body must be an object with a name,
+// without an id, naming no other workspace; a name twice in a workspace refuses the file.
+func TestParseCreateCSV(t *testing.T) {
+	tests := []struct {
+		name    string
+		op      Op
+		ws      int64 // 0: ParseCSV with the workspace_id column
+		in      string
+		want    int
+		wantErr string
+	}{
+		{"json column", OpCreateStream, 7, "json\n\"{\"\"name\"\":\"\"A\"\",\"\"dataSourceId\"\":412}\"\n\"{\"\"name\"\":\"\"B\"\"}\"\n", 2, ""},
+		{"workspace column", OpCreatePattern, 0, "workspace_id,json\n7,\"{\"\"name\"\":\"\"A\"\"}\"\n8,\"{\"\"name\"\":\"\"A\"\"}\"\n", 2, ""},
+		{"same workspace in the body", OpCreateCalc, 7, "json\n\"{\"\"name\"\":\"\"A\"\",\"\"workspaceId\"\":\"\"7\"\"}\"\n", 1, ""},
+		{"other workspace in the body", OpCreateCalc, 7, "json\n\"{\"\"name\"\":\"\"A\"\",\"\"workspaceId\"\":8}\"\n", 0, "f.csv:2: json: workspaceId 8 differs from the workspace 7"},
+		{"no name", OpCreateStream, 7, "json\n\"{\"\"dataSourceId\"\":412}\"\n", 0, `f.csv:2: json: "name" must be a non-empty string`},
+		{"an id", OpCreateStream, 7, "json\n\"{\"\"name\"\":\"\"A\"\",\"\"id\"\":5}\"\n", 0, `f.csv:2: json: "id" is assigned by the API`},
+		{"not an object", OpCreateStream, 7, "json\n[1]\n", 0, "f.csv:2: json: not a JSON object"},
+		{"name twice", OpCreateStream, 7, "json\n\"{\"\"name\"\":\"\"A\"\"}\"\n\"{\"\"name\"\":\"\"A\"\",\"\"x\"\":1}\"\n", 0, `f.csv:3: a stream named "A" in workspace 7 is listed twice (line 2)`},
+		{"workspace column with --workspace", OpCreateStream, 7, "workspace_id,json\n7,\"{\"\"name\"\":\"\"A\"\"}\"\n", 0, `f.csv:1: unexpected column "workspace_id"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rows []Row
+			var err error
+			if tt.ws > 0 {
+				rows, err = ParseCreateCSV(strings.NewReader(tt.in), "f.csv", tt.op, tt.ws)
+			} else {
+				rows, err = ParseCSV(strings.NewReader(tt.in), "f.csv", tt.op)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || len(rows) != tt.want {
+				t.Fatalf("%d rows, %v; want %d", len(rows), err, tt.want)
+			}
+			for _, r := range rows {
+				if r.WorkspaceID <= 0 || bodyName(r.Body) == "" {
+					t.Errorf("row %+v lacks its workspace or name", r)
+				}
+			}
+		})
+	}
+}
+
+// The workspace goes in front of a body that lacks it; a body that has it is sent as
+// given.
+func TestWithWorkspace(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"name":"A","x":[1,2]}`, `{"workspaceId":7,"name":"A","x":[1,2]}`},
+		{`{"workspaceId":7,"name":"A"}`, `{"workspaceId":7,"name":"A"}`},
+		{`{"name":"A","workspaceId":"7"}`, `{"name":"A","workspaceId":"7"}`},
+	} {
+		got := string(withWorkspace([]byte(tc.in), 7))
+		if got != tc.want || !json.Valid([]byte(got)) {
+			t.Errorf("withWorkspace(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}

@@ -10,6 +10,11 @@
 //	    touched (deleted, disabled, cooldown, unchanged), group into calls   (no API call)
 //	  → Execute: reconcile calls a crashed run left "sending", record the plan, then
 //	    send call by call through a stack of Senders (dry-run | audit | faults | API),
-//	    holding back while the workspace has too many of our jobs pending
-//	  → FollowUp (after the next crawl): each item's outcome from the jobs table.
+//	    holding back while the workspace has too many of our jobs pending, and write
+//	    back what each sent call changed (the API's answer, or one GET) through load.Sink
+//	  → FollowUp (after the run, and after every crawl): each item's outcome.
+//
+// It writes its own audit tables (action_runs, action_calls, action_items) with SQL, but
+// never the store's current-state tables: those change only through load.Sink, with the
+// rows package convert makes of the API's models, exactly as a crawl writes them.
 package action

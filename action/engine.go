@@ -12,6 +12,7 @@ import (
 
 	"github.com/drextract/drextract/clock"
 	"github.com/drextract/drextract/datorama"
+	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/ratelimit"
 )
 
@@ -40,6 +41,15 @@ type Engine struct {
 	MaxWait   time.Duration
 	// PageSize is the stats page size used to read a stream's jobs when reconciling.
 	PageSize int
+	// Sink and RunID, when both are set, make the store show at once what a run did: the
+	// rows a sent call changed are written through Sink from the API's answer (or one
+	// GET), stamped with RunID, the runs row of the run (see writeback.go). Without them
+	// the next crawl brings the store up to date.
+	Sink  load.Sink
+	RunID int64
+
+	// unstored collects the write-backs that failed, for the run's Report.
+	unstored []string
 }
 
 func (e *Engine) clock() clock.Clock {
@@ -160,6 +170,9 @@ type Report struct {
 	QuotaReset  time.Time
 	Reconciled  []string // what reconciliation settled first
 	Interrupted bool
+	// Unstored names what took effect at Datorama but could not be written to the store
+	// at once (the next crawl stores it); the run is then not sure of its data.
+	Unstored []string
 }
 
 // maxFailuresInARow stops a run whose calls keep failing: something is wrong beyond
@@ -168,7 +181,8 @@ const maxFailuresInARow = 5
 
 // batchSize is how many calls that start no jobs share one audit transaction. Such
 // calls are idempotent and cheap to reconcile (read the stream), so a crash leaving a
-// batch 'sending' costs a few reads; calls that start jobs always go one by one.
+// batch 'sending' costs a few reads; calls that start jobs or create something always
+// go one by one.
 const batchSize = 25
 
 // Execute carries out a plan. With dryRun it prints the calls to out and sends and
@@ -188,6 +202,7 @@ func (e *Engine) Execute(ctx context.Context, p *Plan, dryRun bool, out io.Write
 		return nil, errors.New("no API client: cannot send")
 	}
 	rep := &Report{Reconciled: p.Reconciled}
+	defer func() { rep.Unstored = append(rep.Unstored, e.unstored...); e.unstored = nil }()
 	notes, err := e.Reconcile(ctx)
 	rep.Reconciled = append(rep.Reconciled, notes...)
 	if err != nil {
@@ -203,104 +218,147 @@ func (e *Engine) Execute(ctx context.Context, p *Plan, dryRun bool, out io.Write
 		return rep, err
 	}
 	rep.RunID = runID
-	log := e.log().With("run", runID, "operation", string(p.Op))
-	log.InfoContext(ctx, "action run started", "items", len(p.Items), "planned", p.Planned(), "calls", len(p.Calls))
-	sender := e.stack(false, nil, a, runID)
-	pend := newPendingTracker(e, p.Options.QueueMax)
-	if err := pend.load(ctx); err != nil {
-		_ = a.finishRun(ctx, runID, RunFailed, err.Error())
-		return rep, err
+	x := &execution{e: e, p: p, rep: rep, a: a, runID: runID, status: RunOK,
+		log: e.log().With("run", runID, "operation", string(p.Op))}
+	x.log.InfoContext(ctx, "action run started", "items", len(p.Items), "planned", p.Planned(), "calls", len(p.Calls))
+	x.sendAll(ctx)
+	return rep, x.finish(ctx)
+}
+
+// execution is one run of Execute: the calls still to send and how the run goes.
+type execution struct {
+	e      *Engine
+	p      *Plan
+	rep    *Report
+	a      *audit
+	runID  int64
+	log    *slog.Logger
+	sender Sender
+	pend   *pendingTracker
+
+	status   string // the run's status so far (RunOK until something stops it)
+	stopErr  error  // why it stopped, once it did
+	failures int    // calls that failed in a row
+}
+
+func (x *execution) stop(status string, err error) { x.status, x.stopErr = status, err }
+
+// sendAll sends the plan's calls until they are all sent or something stops the run.
+func (x *execution) sendAll(ctx context.Context) {
+	x.sender = x.e.stack(false, nil, x.a, x.runID)
+	x.pend = newPendingTracker(x.e, x.p.Options.QueueMax)
+	if err := x.pend.load(ctx); err != nil {
+		x.stop(RunFailed, err)
+		return
 	}
-	pend.plan(p.Calls)
-	size := batchSize
-	if p.Op.CreatesJobs() {
-		size = 1
-	}
-	status, stopErr := RunOK, error(nil)
-	failures := 0
-	stop := func(st string, err error) { status, stopErr = st, err }
-	queue := slices.Clone(p.Calls)
-	for len(queue) > 0 && stopErr == nil {
+	x.pend.plan(x.p.Calls)
+	queue := slices.Clone(x.p.Calls)
+	for len(queue) > 0 && x.stopErr == nil {
 		if err := ctx.Err(); err != nil {
-			stop(RunInterrupted, err)
-			break
+			x.stop(RunInterrupted, err)
+			return
 		}
 		var batch []*Call
-		if size == 1 {
-			i, err := pend.next(ctx, queue)
-			if err != nil {
-				stop(stopStatus(err), err)
-				break
-			}
-			batch = []*Call{queue[i]}
-			queue = slices.Delete(queue, i, i+1)
-		} else {
-			n := min(size, len(queue))
-			batch, queue = queue[:n:n], queue[n:]
+		var err error
+		if batch, queue, err = x.nextBatch(ctx, queue); err != nil {
+			x.stop(stopStatus(err), err)
+			return
 		}
-		for i, r := range sender.Send(ctx, batch) {
-			c := batch[i]
-			switch {
-			case r.Err == nil:
-				failures = 0
-				pend.add(c, r.Answer)
-			case errors.Is(r.Err, ErrNotAttempted):
-				// an earlier call of the batch stopped it; the audit skipped this one
-			case errors.Is(r.Err, datorama.ErrQuotaExhausted):
-				var qe *datorama.QuotaError
-				if errors.As(r.Err, &qe) {
-					rep.QuotaReset = qe.Reset
-				}
-				stop(RunQuotaExhausted, r.Err)
-			case OutcomeUnknown(r.Err):
-				if ctx.Err() != nil {
-					stop(RunInterrupted, r.Err)
-					continue
-				}
-				log.WarnContext(ctx, "call outcome unknown; checking at the API before going on", "call", c.No, "err", r.Err)
-				sent, jobIDs, rerr := e.reconcileOne(ctx, runID, c.No)
-				if rerr != nil {
-					stop(RunFailed, fmt.Errorf("call %d: %w; checking whether it took effect failed: %w", c.No, r.Err, rerr))
-					continue
-				}
-				e.refreshFromStore(ctx, runID, c)
-				if sent {
-					failures = 0
-					pend.addIDs(c, jobIDs)
-					continue
-				}
-				failures++
-			default:
-				failures++
-				log.WarnContext(ctx, "action call failed", "call", c.No, "err", r.Err)
-			}
-			if failures >= maxFailuresInARow && stopErr == nil {
-				stop(RunFailed, fmt.Errorf("stopping after %d failed calls in a row; last: %w", failures, r.Err))
-			}
+		for i, r := range x.sender.Send(ctx, batch) {
+			x.settle(ctx, batch[i], r)
 		}
 	}
-	reason := ""
-	switch status {
+}
+
+// nextBatch takes the next calls to send from queue: up to batchSize calls that change
+// records, or the first job-creating call the pending cap lets through (waiting for it
+// if need be), or one creation.
+func (x *execution) nextBatch(ctx context.Context, queue []*Call) (batch, rest []*Call, err error) {
+	switch {
+	case x.p.Op.CreatesJobs():
+		i, err := x.pend.next(ctx, queue)
+		if err != nil {
+			return nil, queue, err
+		}
+		c := queue[i] // before Delete, which clears the tail it leaves
+		return []*Call{c}, slices.Delete(queue, i, i+1), nil
+	case x.p.Op.Creates():
+		return queue[:1:1], queue[1:], nil
+	}
+	n := min(batchSize, len(queue))
+	return queue[:n:n], queue[n:], nil
+}
+
+// settle takes in what one call came to: it stores what a sent call changed, settles an
+// unknown outcome at the API before going on, and stops the run on the quota, an
+// interruption or too many failures in a row.
+func (x *execution) settle(ctx context.Context, c *Call, r Result) {
+	switch {
+	case r.Err == nil:
+		x.failures = 0
+		x.pend.add(c, r.Answer)
+		x.e.storeAfter(ctx, c.Op, c.WorkspaceID, c.StreamIDs, r.Answer)
+		return
+	case errors.Is(r.Err, ErrNotAttempted):
+		return // an earlier call of the batch stopped it; the audit skipped this one
+	case errors.Is(r.Err, datorama.ErrQuotaExhausted):
+		var qe *datorama.QuotaError
+		if errors.As(r.Err, &qe) {
+			x.rep.QuotaReset = qe.Reset
+		}
+		x.stop(RunQuotaExhausted, r.Err)
+		return
+	case OutcomeUnknown(r.Err):
+		if ctx.Err() != nil {
+			x.stop(RunInterrupted, r.Err)
+			return
+		}
+		x.log.WarnContext(ctx, "call outcome unknown; checking at the API before going on", "call", c.No, "err", r.Err)
+		sent, jobIDs, rerr := x.e.reconcileOne(ctx, x.runID, c.No)
+		if rerr != nil {
+			x.stop(RunFailed, fmt.Errorf("call %d: %w; checking whether it took effect failed: %w", c.No, r.Err, rerr))
+			return
+		}
+		x.e.refreshFromStore(ctx, x.runID, c)
+		if sent {
+			x.failures = 0
+			x.pend.addIDs(c, jobIDs)
+			return
+		}
+	default:
+		x.log.WarnContext(ctx, "action call failed", "call", c.No, "err", r.Err)
+	}
+	x.failures++
+	if x.failures >= maxFailuresInARow && x.stopErr == nil {
+		x.stop(RunFailed, fmt.Errorf("stopping after %d failed calls in a row; last: %w", x.failures, r.Err))
+	}
+}
+
+// finish settles the calls the run did not send, counts what it did and records its
+// end. Its error is why the run stopped, joined with any failure to record that.
+func (x *execution) finish(ctx context.Context) error {
+	var reason string
+	switch x.status {
+	case RunOK:
 	case RunQuotaExhausted:
-		reason = "not sent: " + stopErr.Error()
+		reason = "not sent: " + x.stopErr.Error()
 	case RunInterrupted:
 		reason = "not sent: the run was interrupted"
-	case RunOK:
 	default:
-		reason = "not sent: the run stopped: " + stopErr.Error()
+		reason = "not sent: the run stopped: " + x.stopErr.Error()
 	}
+	errs := []error{x.stopErr}
 	var rest []*Call
-	for _, c := range p.Calls {
+	for _, c := range x.p.Calls {
 		if c.status == StatusPlanned {
 			rest = append(rest, c)
 		}
 	}
 	if len(rest) > 0 {
-		if err := a.markNotSent(ctx, runID, rest, StatusSkipped, reason); err != nil {
-			stopErr = errors.Join(stopErr, err)
-		}
+		errs = append(errs, x.a.markNotSent(ctx, x.runID, rest, StatusSkipped, reason))
 	}
-	for _, it := range p.Items {
+	rep := x.rep
+	for _, it := range x.p.Items {
 		switch it.Status {
 		case StatusSent:
 			rep.Sent++
@@ -310,25 +368,22 @@ func (e *Engine) Execute(ctx context.Context, p *Plan, dryRun bool, out io.Write
 			rep.Skipped++
 		}
 	}
-	for _, c := range p.Calls {
+	for _, c := range x.p.Calls {
 		if c.status == StatusSent {
 			rep.CallsSent++
 		}
 	}
-	if status == RunOK && rep.Failed > 0 {
-		status = RunPartial
+	if x.status == RunOK && rep.Failed > 0 {
+		x.status = RunPartial
 	}
-	rep.Status = status
-	rep.Interrupted = status == RunInterrupted
+	rep.Status, rep.Interrupted = x.status, x.status == RunInterrupted
 	errText := ""
-	if stopErr != nil {
-		errText = stopErr.Error()
+	if x.stopErr != nil {
+		errText = x.stopErr.Error()
 	}
-	if err := a.finishRun(ctx, runID, status, errText); err != nil {
-		stopErr = errors.Join(stopErr, err)
-	}
-	log.InfoContext(ctx, "action run finished", "status", status, "sent", rep.Sent, "failed", rep.Failed, "skipped", rep.Skipped)
-	return rep, stopErr
+	errs = append(errs, x.a.finishRun(ctx, x.runID, x.status, errText))
+	x.log.InfoContext(ctx, "action run finished", "status", x.status, "sent", rep.Sent, "failed", rep.Failed, "skipped", rep.Skipped)
+	return errors.Join(errs...)
 }
 
 func stopStatus(err error) string {

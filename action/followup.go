@@ -34,6 +34,10 @@ type FollowUpStats struct {
 //     under its old id counts only once it started after the rerun was sent.
 //   - renames, patches, puts, enable/disable, mappings: once a crawl saw the stream (or
 //     mapping) after the item was sent, succeeded when the change is there, else failed.
+//   - creations: succeeded once the API answered the created id (or reconciliation
+//     found the entity in its workspace's listing).
+//   - deletes: succeeded once the store shows the stream deleted (the run marks it
+//     when the API confirmed); failed when a crawl lists it again after the delete.
 //   - downloads: succeeded when the file was written.
 //   - items that never went out: not_sent.
 func FollowUp(ctx context.Context, db *sql.DB) (FollowUpStats, error) {
@@ -43,7 +47,7 @@ func FollowUp(ctx context.Context, db *sql.DB) (FollowUpStats, error) {
 		return st, fmt.Errorf("action follow-up: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	steps := []func(context.Context, *sql.Tx, *FollowUpStats) error{followJobs, followStreams, followMappings, followRest}
+	steps := []func(context.Context, *sql.Tx, *FollowUpStats) error{followJobs, followStreams, followMappings, followLifecycle, followRest}
 	for _, step := range steps {
 		if err := step(ctx, tx, &st); err != nil {
 			return st, fmt.Errorf("action follow-up: %w", err)
@@ -61,45 +65,80 @@ const openItems = `(i.outcome IS NULL OR i.outcome = 'pending')
 	AND (i.status = 'sent' OR (i.status = 'failed' AND EXISTS (
 	     SELECT 1 FROM action_calls c WHERE c.run_id = i.run_id AND list_contains(i.call_nos, c.call_no) AND c.status = 'sent')))`
 
+// jobItem is an open rerun, rerun-all or process item and the stored jobs that may be
+// its own.
+type jobItem struct {
+	id       int64
+	op       string
+	expected sql.NullInt64
+	ids      int // job ids the answer named
+	cands    []jobCand
+}
+
+type jobCand struct {
+	id     int64
+	status string
+	end    sql.NullTime
+}
+
 func followJobs(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
-	type cand struct {
-		id     int64
-		status string
-		end    sql.NullTime
+	items, order, err := openJobItems(ctx, tx)
+	if err != nil || len(items) == 0 {
+		return err
 	}
-	type item struct {
-		id       int64
-		op       string
-		expected sql.NullInt64
-		ids      int
-		cands    []cand
+	if err := jobCandidates(ctx, tx, items); err != nil {
+		return err
 	}
-	items := map[int64]*item{}
+	for _, id := range order {
+		it := items[id]
+		outcome, detail, at, ids := judgeJobs(it)
+		count(st, outcome)
+		var outAt any
+		if outcome != OutcomePending && !at.IsZero() {
+			outAt = at
+		}
+		var setIDs any
+		if it.ids == 0 && len(ids) > 0 {
+			setIDs = ids
+		}
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE action_items SET outcome = $2, outcome_at = $3, outcome_detail = $4, job_ids = coalesce($5::BIGINT[], job_ids)
+			WHERE id = $1`, id, outcome, outAt, detail, setIDs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openJobItems reads the job-creating items whose outcome is open, in a stable order.
+func openJobItems(ctx context.Context, tx *sql.Tx) (map[int64]*jobItem, []int64, error) {
+	items := map[int64]*jobItem{}
 	var order []int64
 	rows, err := tx.QueryContext(ctx, `
 		SELECT i.id, i.operation, i.expected_jobs, len(coalesce(i.job_ids, []::BIGINT[]))
 		FROM action_items i
-		WHERE i.operation IN ('rerun', 'rerun-all', 'process') AND `+openItems)
+		WHERE i.operation IN ('rerun', 'rerun-all', 'process') AND `+openItems+`
+		ORDER BY i.id`)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
+	defer rows.Close()
 	for rows.Next() {
-		it := &item{}
+		it := &jobItem{}
 		if err := rows.Scan(&it.id, &it.op, &it.expected, &it.ids); err != nil {
-			rows.Close()
-			return err
+			return nil, nil, err
 		}
 		items[it.id] = it
 		order = append(order, it.id)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if len(items) == 0 {
-		return nil
-	}
-	rows, err = tx.QueryContext(ctx, `
+	return items, order, rows.Err()
+}
+
+// jobCandidates finds, for each open item, the stored jobs that are its own: the ones
+// its answer named, or found by stream, days and "newer than what the store knew when
+// planning"; a job rerun under its old id counts once it started after the send.
+func jobCandidates(ctx context.Context, tx *sql.Tx, items map[int64]*jobItem) error {
+	rows, err := tx.QueryContext(ctx, `
 		WITH o AS (
 		  SELECT i.id, i.operation, i.stream_id, coalesce(i.job_id, 0) AS job_id, i.start_date, i.end_date,
 		         coalesce(i.known_max_job_id, 0) AS known_max, i.sending_at,
@@ -126,73 +165,57 @@ func followJobs(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
 	if err != nil {
 		return err
 	}
+	defer rows.Close()
 	for rows.Next() {
 		var iid int64
-		var c cand
+		var c jobCand
 		if err := rows.Scan(&iid, &c.id, &c.status, &c.end); err != nil {
-			rows.Close()
 			return err
 		}
 		if it := items[iid]; it != nil {
 			it.cands = append(it.cands, c)
 		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
+	return rows.Err()
+}
+
+// judgeJobs decides an item's outcome from its jobs: any FAILURE → failed; all of them
+// SUCCESS, and at least as many as it must have made → succeeded; otherwise pending. It
+// returns when the last of them ended and their ids.
+func judgeJobs(it *jobItem) (outcome, detail string, at time.Time, ids []int64) {
+	if len(it.cands) == 0 {
+		return OutcomePending, "no job of it in the store yet", at, nil
 	}
-	for _, id := range order {
-		it := items[id]
-		outcome, detail := OutcomePending, "no job of it in the store yet"
-		var at time.Time
-		var ids []int64
-		failed, done := 0, 0
-		var parts []string
-		for _, c := range it.cands {
-			ids = append(ids, c.id)
-			parts = append(parts, fmt.Sprintf("%d %s", c.id, c.status))
-			switch c.status {
-			case "FAILURE":
-				failed++
-				done++
-			case "SUCCESS":
-				done++
-			}
-			if c.end.Valid && c.end.Time.After(at) {
-				at = c.end.Time
-			}
+	failed, done := 0, 0
+	var parts []string
+	for _, c := range it.cands {
+		ids = append(ids, c.id)
+		parts = append(parts, fmt.Sprintf("%d %s", c.id, c.status))
+		switch c.status {
+		case "FAILURE":
+			failed++
+			done++
+		case "SUCCESS":
+			done++
 		}
-		// How many jobs must be there before the item can have succeeded: the ones the
-		// answer named; for a process, every chunk's jobs; else at least one.
-		want := max(1, it.ids)
-		if it.op == string(OpProcess) && it.expected.Valid {
-			want = max(want, int(it.expected.Int64))
-		}
-		switch {
-		case len(it.cands) == 0:
-		case failed > 0:
-			outcome, detail = OutcomeFailed, "jobs: "+strings.Join(parts, ", ")
-		case done == len(it.cands) && done >= want:
-			outcome, detail = OutcomeSucceeded, "jobs: "+strings.Join(parts, ", ")
-		default:
-			detail = "jobs: " + strings.Join(parts, ", ")
-		}
-		count(st, outcome)
-		var outAt any
-		if outcome != OutcomePending && !at.IsZero() {
-			outAt = at
-		}
-		var setIDs any
-		if it.ids == 0 && len(ids) > 0 {
-			setIDs = ids
-		}
-		if _, err := tx.ExecContext(ctx, `
-			UPDATE action_items SET outcome = $2, outcome_at = $3, outcome_detail = $4, job_ids = coalesce($5::BIGINT[], job_ids)
-			WHERE id = $1`, id, outcome, outAt, detail, setIDs); err != nil {
-			return err
+		if c.end.Valid && c.end.Time.After(at) {
+			at = c.end.Time
 		}
 	}
-	return nil
+	// How many jobs must be there before the item can have succeeded: the ones the
+	// answer named; for a process, every chunk's jobs; else at least one.
+	want := max(1, it.ids)
+	if it.op == string(OpProcess) && it.expected.Valid {
+		want = max(want, int(it.expected.Int64))
+	}
+	detail = "jobs: " + strings.Join(parts, ", ")
+	switch {
+	case failed > 0:
+		return OutcomeFailed, detail, at, ids
+	case done == len(it.cands) && done >= want:
+		return OutcomeSucceeded, detail, at, ids
+	}
+	return OutcomePending, detail, at, ids
 }
 
 func followStreams(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
@@ -331,6 +354,59 @@ func followMappings(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
 			case r.seen.Time.After(r.sentTime.Time):
 				outcome, detail, at = OutcomeFailed, "the mapping lacks some changes", r.seen.Time
 			}
+		}
+		count(st, outcome)
+		if _, err := tx.ExecContext(ctx, `UPDATE action_items SET outcome = $2, outcome_at = $3, outcome_detail = $4 WHERE id = $1`,
+			r.id, outcome, at, detail); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// followLifecycle settles creations and deletions.
+func followLifecycle(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
+	rows, err := tx.QueryContext(ctx, `
+		SELECT i.id, i.operation, i.created_id, coalesce(i.sent_at, i.sending_at), s.is_deleted, s.deleted_at, s.last_seen
+		FROM action_items i LEFT JOIN streams s ON i.operation = 'delete' AND s.id = i.stream_id
+		WHERE (i.operation = 'delete' OR i.operation LIKE 'create-%') AND `+openItems)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		id                int64
+		op                string
+		created           sql.NullInt64
+		sent, delAt, seen sql.NullTime
+		deleted           sql.NullBool
+	}
+	var todo []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.op, &r.created, &r.sent, &r.deleted, &r.delAt, &r.seen); err != nil {
+			rows.Close()
+			return err
+		}
+		todo = append(todo, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range todo {
+		outcome, detail := OutcomePending, ""
+		var at any
+		switch {
+		case r.op != string(OpDelete) && r.created.Valid:
+			outcome, detail, at = OutcomeSucceeded, fmt.Sprintf("created id %d", r.created.Int64), r.sent.Time
+		case r.op != string(OpDelete):
+			detail = "no created id known yet"
+		case r.deleted.Bool:
+			outcome, detail, at = OutcomeSucceeded, "the stream is deleted in the store", r.delAt.Time
+		case r.seen.Valid && r.sent.Valid && r.seen.Time.After(r.sent.Time):
+			outcome, detail, at = OutcomeFailed, "a crawl listed the stream after the delete", r.seen.Time
+		default:
+			detail = "no crawl has seen the stream's workspace since"
 		}
 		count(st, outcome)
 		if _, err := tx.ExecContext(ctx, `UPDATE action_items SET outcome = $2, outcome_at = $3, outcome_detail = $4 WHERE id = $1`,

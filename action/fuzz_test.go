@@ -28,6 +28,7 @@ func FuzzParseCSV(f *testing.F) {
 	f.Add([]byte("stream_id,name\n101,Alpha\n"), uint8(3))
 	f.Add([]byte("stream_id,start_date,end_date\n101,2021-06-01,2021-06-30\n"), uint8(2))
 	f.Add([]byte("stream_id,patch\n101,\"{\"\"a\"\":1}\"\n"), uint8(4))
+	f.Add([]byte("workspace_id,json\n7,\"{\"\"name\"\":\"\"x\"\",\"\"workspaceId\"\":7}\"\n"), uint8(1))
 	ops := Ops()
 	f.Fuzz(func(t *testing.T, data []byte, opIdx uint8) {
 		op := ops[int(opIdx)%len(ops)]
@@ -46,7 +47,7 @@ func FuzzParseCSV(f *testing.F) {
 			t.Fatal("no error and no rows")
 		}
 		for _, r := range rows {
-			if r.StreamID <= 0 || r.Line < 2 {
+			if (r.StreamID <= 0) != op.Creates() || (r.WorkspaceID <= 0 || bodyName(r.Body) == "") != !op.Creates() || r.Line < 2 {
 				t.Fatalf("bad row %+v", r)
 			}
 			if err := r.check(op); err != nil {
@@ -74,6 +75,10 @@ func FuzzParseCSV(f *testing.F) {
 					rec[i] = r.Name
 				case ColPatch:
 					rec[i] = string(r.Patch)
+				case ColWorkspaceID:
+					rec[i] = strconv.FormatInt(r.WorkspaceID, 10)
+				case ColJSON:
+					rec[i] = string(r.Body)
 				}
 			}
 			_ = w.Write(rec)

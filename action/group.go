@@ -64,6 +64,8 @@ func (e *Engine) group(p *Plan) {
 		for _, it := range planned {
 			c := &Call{Op: p.Op, WorkspaceID: it.WorkspaceID, StreamIDs: []int64{it.Row.StreamID}, ExpectedJobs: it.ExpectedJobs}
 			switch p.Op {
+			case OpCreateStream, OpCreatePattern, OpCreateCalc:
+				c.StreamIDs, c.Body = nil, withWorkspace(it.Row.Body, it.WorkspaceID)
 			case OpRename:
 				c.Body, _ = json.Marshal(map[string]string{"name": it.Row.Name})
 			case OpEnable, OpDisable:
@@ -84,10 +86,12 @@ func (e *Engine) group(p *Plan) {
 		c.status = StatusPlanned
 		c.KnownMaxJobIDs = map[int64]int64{}
 		for _, it := range c.Items {
-			c.KnownMaxJobIDs[it.Row.StreamID] = it.KnownMaxJobID
+			if it.Row.StreamID != 0 {
+				c.KnownMaxJobIDs[it.Row.StreamID] = it.KnownMaxJobID
+			}
 		}
 		p.APICalls += c.Op.callsPerUnit()
-		if p.Options.QueueMax > 0 && c.ExpectedJobs > p.Options.QueueMax {
+		if p.Options.QueueMax > 0 && c.ExpectedJobs > p.Options.QueueMax && len(c.StreamIDs) > 0 {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("call %d (%s of stream %d) should create about %d jobs, more than --queue-max %d; it is sent alone once nothing else of ours is pending", c.No, c.Op, c.StreamIDs[0], c.ExpectedJobs, p.Options.QueueMax))
 		}
 	}

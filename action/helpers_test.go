@@ -1,15 +1,19 @@
 package action
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -241,4 +245,99 @@ func (e *env) count(q string, args ...any) int {
 		e.t.Fatalf("%s: %v", q, err)
 	}
 	return n
+}
+
+// recording makes the engine write back what its runs change, stamped with a new runs
+// row, as the run layer does; it returns the row's id.
+func (e *env) recording() int64 {
+	e.t.Helper()
+	id, err := e.store.StartRun(context.Background(), load.RunStart{Schedule: "test", Kind: "action", Started: e.clk.Now()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.eng.Sink, e.eng.RunID = e.store, id
+	return id
+}
+
+// canonicalJSON re-encodes JSON with sorted keys and exact numbers.
+func canonicalJSON(t testing.TB, raw []byte) string {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("canonical JSON of %.80s: %v", raw, err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// assertEqualTruth compares the live rows of the store's streams, jobs, mappings,
+// patterns and calculated measurements with the simulator's ground truth, record by
+// record.
+func (e *env) assertEqualTruth() {
+	e.t.Helper()
+	tr := e.sim.Truth()
+	byID := func(list []json.RawMessage) map[string]string {
+		out := map[string]string{}
+		for _, raw := range list {
+			var rec struct {
+				ID int64 `json:"id"`
+			}
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				e.t.Fatal(err)
+			}
+			out[strconv.FormatInt(rec.ID, 10)] = canonicalJSON(e.t, raw)
+		}
+		return out
+	}
+	lists := func(m map[string]json.RawMessage) map[string]string {
+		out := map[string]string{}
+		for _, raw := range m {
+			var list []json.RawMessage
+			if err := json.Unmarshal(raw, &list); err != nil {
+				e.t.Fatal(err)
+			}
+			maps.Copy(out, byID(list))
+		}
+		return out
+	}
+	mappings := map[string]string{}
+	for id, raw := range tr.Mappings {
+		mappings[id] = canonicalJSON(e.t, raw)
+	}
+	want := map[string]map[string]string{
+		load.Streams: byID(tr.Streams), load.Jobs: byID(tr.Jobs), load.Mappings: mappings,
+		load.Patterns: lists(tr.Patterns), load.CalculatedMeasurements: lists(tr.CalculatedMeasurements),
+	}
+	for _, table := range slices.Sorted(maps.Keys(want)) {
+		key := "id"
+		if table == load.Mappings {
+			key = "stream_id"
+		}
+		got := map[string]string{}
+		for _, r := range e.query(`SELECT CAST(` + key + ` AS VARCHAR), CAST(raw AS VARCHAR) FROM ` + table + ` WHERE NOT is_deleted`) {
+			got[r[0].(string)] = canonicalJSON(e.t, []byte(r[1].(string)))
+		}
+		var diffs []string
+		for k, v := range want[table] {
+			if g, ok := got[k]; !ok {
+				diffs = append(diffs, "missing "+k)
+			} else if g != v {
+				diffs = append(diffs, fmt.Sprintf("differs %s: store %.200s\n      truth %.200s", k, g, v))
+			}
+		}
+		for k := range got {
+			if _, ok := want[table][k]; !ok {
+				diffs = append(diffs, "extra "+k)
+			}
+		}
+		if len(diffs) > 0 {
+			slices.Sort(diffs)
+			e.t.Errorf("%s: the store differs from the truth in %d records:\n  %s", table, len(diffs), strings.Join(diffs[:min(5, len(diffs))], "\n  "))
+		}
+	}
 }

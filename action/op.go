@@ -21,6 +21,11 @@ const (
 	OpDisable  Op = "disable"   // PATCH {"enabled": false}
 	OpMapping  Op = "mapping"   // GET the mapping, merge, PUT it
 	OpDownload Op = "download"  // a job's raw data to a file
+	OpDelete   Op = "delete"    // DELETE a stream (guarded: --max-delete, --force)
+	// Creations, from a JSON body as the API takes it (issue 14 point 4).
+	OpCreateStream  Op = "create-stream"                 // POST /v1/data-streams
+	OpCreatePattern Op = "create-pattern"                // POST /v1/harmonization/patterns
+	OpCreateCalc    Op = "create-calculated-measurement" // POST /v1/workspaces/{wsId}/calculated-measurements
 )
 
 // Input column names.
@@ -31,6 +36,9 @@ const (
 	ColEndDate   = "end_date"
 	ColName      = "name"
 	ColPatch     = "patch"
+	// ColWorkspaceID and ColJSON are a creation's inputs: the workspace and the body.
+	ColWorkspaceID = "workspace_id"
+	ColJSON        = "json"
 )
 
 var opColumns = map[Op][]string{
@@ -44,6 +52,11 @@ var opColumns = map[Op][]string{
 	OpDisable:  {ColStreamID},
 	OpMapping:  {ColStreamID, ColPatch},
 	OpDownload: {ColStreamID, ColJobID},
+	OpDelete:   {ColStreamID},
+
+	OpCreateStream:  {ColWorkspaceID, ColJSON},
+	OpCreatePattern: {ColWorkspaceID, ColJSON},
+	OpCreateCalc:    {ColWorkspaceID, ColJSON},
 }
 
 // Ops returns every operation, sorted by name.
@@ -76,6 +89,25 @@ func (o Op) Columns() []string { return append([]string(nil), opColumns[o]...) }
 // the pending cap, the cooldown and job reconciliation apply to, and that a disabled
 // stream must not get.
 func (o Op) CreatesJobs() bool { return o == OpRerun || o == OpRerunAll || o == OpProcess }
+
+// Creates reports whether the operation creates an entity. A creation is not idempotent
+// and names no stream: it goes out one call at a time, and an answer lost on the way is
+// settled by looking for the entity by name in its workspace's listing.
+func (o Op) Creates() bool { return o == OpCreateStream || o == OpCreatePattern || o == OpCreateCalc }
+
+// entity names what a creation creates, for messages: "stream", "pattern", "calculated
+// measurement".
+func (o Op) entity() string {
+	switch o {
+	case OpCreateStream:
+		return "stream"
+	case OpCreatePattern:
+		return "pattern"
+	case OpCreateCalc:
+		return "calculated measurement"
+	}
+	return ""
+}
 
 // callsPerUnit is how many API calls one planned call costs: a read-merge-write is two.
 func (o Op) callsPerUnit() int {

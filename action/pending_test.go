@@ -57,7 +57,7 @@ func TestPendingCapHolds(t *testing.T) {
 			if n := pendingOurs(); n+c.ExpectedJobs > limit && n > 0 {
 				t.Errorf("call %d would put %d+%d of our jobs in flight", c.No, n, c.ExpectedJobs)
 			}
-			ans, err := SendOne(ctx, next, c)
+			ans, err := sendOne(ctx, next, c)
 			if ans != nil {
 				for _, j := range ans.Jobs {
 					ours = append(ours, j.ID)

@@ -28,6 +28,10 @@ const (
 	// maxBatchStreams bounds the stream ids of one batch process call; the API's own
 	// limit is unknown.
 	maxBatchStreams = 1000
+	// DefaultMaxDelete is how many streams one run may delete unless told otherwise.
+	DefaultMaxDelete = 10
+	// RecentRun is how recently a stream must have run for its deletion to need Force.
+	RecentRun = 24 * time.Hour
 )
 
 // Item statuses (action_items.status, action_calls.status).
@@ -62,6 +66,8 @@ type Options struct {
 	QueueMax  int           // cap on our pending jobs per workspace; 0: DefaultQueueMax, <0: none
 	Cooldown  time.Duration // the same job/stream/range is not acted on twice within it; 0: DefaultCooldown, <0: none
 	ForcePut  bool          // allow OpPut
+	MaxDelete int           // delete: refuse a plan deleting more streams; 0: DefaultMaxDelete, <0: no limit
+	Force     bool          // delete: also streams that ran within RecentRun
 	OutDir    string        // downloads: folder for the files (default "downloads")
 	OutFile   string        // downloads: the file, when exactly one job is downloaded
 }
@@ -78,6 +84,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.OutDir == "" {
 		o.OutDir = "downloads"
+	}
+	if o.MaxDelete == 0 {
+		o.MaxDelete = DefaultMaxDelete
 	}
 	return o
 }
@@ -108,8 +117,12 @@ type Item struct {
 	// with a larger id appeared later, which reconciliation and follow-up rely on.
 	KnownMaxJobID int64
 	ExpectedJobs  int // jobs the item should create; 0 unknown or none
-	Status        string
-	Reason        string
+	// LastRun is, for a delete, when the store last saw the stream run (its newest job's
+	// execution times, its lastUpdate); Running says a job of it is not final.
+	LastRun time.Time
+	Running bool
+	Status  string
+	Reason  string
 
 	calls []*Call
 	// Set while executing.
@@ -160,6 +173,14 @@ func (c *Call) Endpoint() (method, path string) {
 		return "PUT", "/v1/data-streams/" + id
 	case OpMapping:
 		return "PUT", "/v1/data-streams/api/" + id + "/mapping"
+	case OpDelete:
+		return "DELETE", "/v1/data-streams/" + id
+	case OpCreateStream:
+		return "POST", "/v1/data-streams"
+	case OpCreatePattern:
+		return "POST", "/v1/harmonization/patterns"
+	case OpCreateCalc:
+		return "POST", fmt.Sprintf("/v1/workspaces/%d/calculated-measurements", c.WorkspaceID)
 	case OpDownload:
 		j := int64(0)
 		if len(c.JobIDs) > 0 {
@@ -187,7 +208,7 @@ func (c *Call) RequestBody() json.RawMessage {
 		}
 		b, _ := json.Marshal(map[string]any{"dataStreamIds": c.StreamIDs, "startDate": c.Start.String(), "endDate": c.End.String(), "create": false})
 		return b
-	case OpRename, OpPatch, OpEnable, OpDisable, OpPut, OpMapping:
+	case OpRename, OpPatch, OpEnable, OpDisable, OpPut, OpMapping, OpCreateStream, OpCreatePattern, OpCreateCalc:
 		return c.Body
 	}
 	return nil
@@ -250,10 +271,42 @@ func badInput(err error) error {
 // ErrTooManyCalls is matched when a plan needs more API calls than --max-calls allows.
 var ErrTooManyCalls = errors.New("plan exceeds the call limit")
 
+// ErrTooManyDeletes is matched when a plan deletes more streams than --max-delete allows.
+var ErrTooManyDeletes = errors.New("plan exceeds the delete limit")
+
+// ErrNeedsForce is matched when a plan deletes a stream that ran within RecentRun
+// without Options.Force.
+var ErrNeedsForce = errors.New("deleting a stream that ran recently needs --force")
+
 // Check reports whether the plan may be executed under its guard rails.
 func (p *Plan) Check() error {
 	if p.Options.MaxCalls > 0 && p.APICalls > p.Options.MaxCalls {
 		return badInput(fmt.Errorf("%w: %d API calls planned, --max-calls is %d", ErrTooManyCalls, p.APICalls, p.Options.MaxCalls))
+	}
+	if p.Op != OpDelete {
+		return nil
+	}
+	if n, most := p.Planned(), p.Options.withDefaults().MaxDelete; most > 0 && n > most {
+		return badInput(fmt.Errorf("%w: %d streams to delete, --max-delete is %d", ErrTooManyDeletes, n, most))
+	}
+	if p.Options.Force {
+		return nil
+	}
+	var recent []string
+	for _, it := range p.Items {
+		switch {
+		case it.Status != StatusPlanned:
+		case it.Running:
+			recent = append(recent, fmt.Sprintf("stream %d has a job running or pending", it.Row.StreamID))
+		case !it.LastRun.IsZero() && !it.LastRun.Before(p.Created.Add(-RecentRun)):
+			recent = append(recent, fmt.Sprintf("stream %d ran at %s", it.Row.StreamID, it.LastRun.UTC().Format(time.RFC3339)))
+		}
+	}
+	if len(recent) > 0 {
+		if len(recent) > 5 {
+			recent = append(recent[:5], fmt.Sprintf("and %d more", len(recent)-5))
+		}
+		return badInput(fmt.Errorf("%w (within %s): %s", ErrNeedsForce, RecentRun, strings.Join(recent, "; ")))
 	}
 	return nil
 }
@@ -319,9 +372,17 @@ func (e *Engine) Prepare(ctx context.Context, req Request) (*Plan, error) {
 		if _, err := ParseOp(string(op)); err != nil {
 			return nil, badInput(err)
 		}
-		rows = req.Rows
+		rows = slices.Clone(req.Rows)
 		if opts.MaxRows > 0 && len(rows) > opts.MaxRows {
 			return nil, badInput(fmt.Errorf("%d rows, more than --max-rows %d: nothing planned", len(rows), opts.MaxRows))
+		}
+		for _, r := range rows {
+			if err := r.check(op); err != nil {
+				return nil, badInput(fmt.Errorf("row %d: %w", r.Line, err))
+			}
+		}
+		if err := e.resolveJobStreams(ctx, rows); err != nil {
+			return nil, err
 		}
 		if req.Source.Kind == "" {
 			req.Source = Source{Kind: "command", Name: string(op)}
@@ -366,6 +427,9 @@ func (e *Engine) runSelection(ctx context.Context, sel *Selection, params map[st
 
 // buildItems looks the rows up in the store and decides, row by row, whether to act.
 func (e *Engine) buildItems(ctx context.Context, p *Plan, rows []Row, now time.Time) error {
+	if p.Op.Creates() {
+		return e.buildCreations(ctx, p, rows)
+	}
 	strict := p.Source.Kind != "selection" // CSV and command input: any unknown id refuses all
 	ids := make([]int64, 0, len(rows))
 	var jobIDs []int64
@@ -387,12 +451,13 @@ func (e *Engine) buildItems(ctx context.Context, p *Plan, rows []Row, now time.T
 	if err != nil {
 		return err
 	}
-	where := func(r Row) string {
-		if p.Source.Kind == "csv" {
-			return fmt.Sprintf("%s:%d: ", p.Source.Name, r.Line)
+	var runs map[int64]lastRun
+	if p.Op == OpDelete {
+		if runs, err = lastRuns(ctx, e.DB, ids); err != nil {
+			return err
 		}
-		return ""
 	}
+	where := func(r Row) string { return p.where(r) }
 	for _, r := range rows {
 		it := &Item{Row: r, Op: p.Op, Status: StatusPlanned}
 		p.Items = append(p.Items, it)
@@ -405,6 +470,7 @@ func (e *Engine) buildItems(ctx context.Context, p *Plan, rows []Row, now time.T
 			continue
 		}
 		it.WorkspaceID, it.StreamName, it.KnownMaxJobID = s.WorkspaceID, s.Name, s.MaxJobID
+		it.LastRun, it.Running = runs[r.StreamID].At, runs[r.StreamID].Running
 		if p.Op == OpRerun || p.Op == OpDownload {
 			j, ok := jobs[r.JobID]
 			if !ok || j.StreamID != r.StreamID {
@@ -460,6 +526,57 @@ func (e *Engine) buildItems(ctx context.Context, p *Plan, rows []Row, now time.T
 		}
 	}
 	p.streams = streams
+	return nil
+}
+
+// where names a row's place in its CSV file ("FILE:LINE: "), for errors; "" otherwise.
+func (p *Plan) where(r Row) string {
+	if p.Source.Kind == "csv" {
+		return fmt.Sprintf("%s:%d: ", p.Source.Name, r.Line)
+	}
+	return ""
+}
+
+// buildCreations checks a creation's workspace in the store and skips an entity whose
+// name its workspace already has, in the store or by an earlier creation of ours: a lost
+// answer is settled by finding the entity by name, which a namesake would make
+// ambiguous, and a second one is rarely meant.
+func (e *Engine) buildCreations(ctx context.Context, p *Plan, rows []Row) error {
+	strict := p.Source.Kind != "selection"
+	var wss []int64
+	for _, r := range rows {
+		wss = append(wss, r.WorkspaceID)
+	}
+	known, err := lookupWorkspaces(ctx, e.DB, wss)
+	if err != nil {
+		return err
+	}
+	names, err := lookupNames(ctx, e.DB, p.Op, wss)
+	if err != nil {
+		return err
+	}
+	ours, err := createdBefore(ctx, e.DB, p.Op, wss)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		it := &Item{Row: r, Op: p.Op, Status: StatusPlanned, WorkspaceID: r.WorkspaceID}
+		p.Items = append(p.Items, it)
+		name := bodyName(r.Body)
+		switch {
+		case !known[r.WorkspaceID] && strict:
+			return badInput(fmt.Errorf("%sworkspace %d is not in the store (run drextract extract first, or check the id)", p.where(r), r.WorkspaceID))
+		case !known[r.WorkspaceID]:
+			it.skip("unknown workspace", "workspace %d is not in the store", r.WorkspaceID)
+		case names[nameKey{r.WorkspaceID, name}] != 0:
+			it.skip("exists", "workspace %d already has a %s named %q (id %d)", r.WorkspaceID, p.Op.entity(), name, names[nameKey{r.WorkspaceID, name}])
+		case ours[nameKey{r.WorkspaceID, name}] != 0:
+			it.skip("exists", "action run %d already created a %s named %q in workspace %d", ours[nameKey{r.WorkspaceID, name}], p.Op.entity(), name, r.WorkspaceID)
+		}
+		if it.Status == StatusSkipped {
+			p.Skipped[it.reasonKind()]++
+		}
+	}
 	return nil
 }
 

@@ -63,6 +63,9 @@ func WritePlan(w io.Writer, p *Plan) error {
 	if p.Op == OpProcess {
 		guards = append(guards, fmt.Sprintf("chunks of %d days", o.ChunkDays))
 	}
+	if p.Op == OpDelete {
+		guards = append(guards, deleteGuards(o))
+	}
 	if len(guards) > 0 {
 		fmt.Fprintf(b, "  limits:    %s\n", strings.Join(guards, "; "))
 	}
@@ -128,10 +131,23 @@ func callDetail(c *Call) string {
 		}
 	case OpDownload:
 		return fmt.Sprintf("job %d → %s", c.JobIDs[0], c.OutPath)
-	case OpRename, OpPatch, OpEnable, OpDisable, OpPut, OpMapping:
+	case OpRename, OpPatch, OpEnable, OpDisable, OpPut, OpMapping, OpCreateStream, OpCreatePattern, OpCreateCalc:
 		return clipBody(c.Body)
+	case OpDelete:
+		return fmt.Sprintf("delete stream %d", c.StreamIDs[0])
 	}
 	return ""
+}
+
+func deleteGuards(o Options) string {
+	s := "no stream that ran in the last 24 h (--force lifts it)"
+	if o.Force {
+		s = "streams that ran in the last 24 h too (--force)"
+	}
+	if m := o.withDefaults().MaxDelete; m > 0 {
+		s = fmt.Sprintf("at most %d streams deleted; %s", m, s)
+	}
+	return s
 }
 
 func idList(ids []int64, n int) string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -46,10 +45,11 @@ type storedItem struct {
 
 // Reconcile settles what earlier runs left open, before anything new is sent. A call
 // left 'sending' (the process died, or the answer was lost, between the request and
-// its record) is looked up at the API: for job-creating calls, the jobs of its streams
-// are read and a job created after the send for the same days means it was sent; for
-// stream and mapping changes, the current record is read and compared. It is never
-// resent blindly. Runs that died are then closed as interrupted, their unsent calls
+// its record) is looked up at the API (see lookAt): for job-creating calls, the jobs of
+// its streams are read and a job created after the send for the same days means it was
+// sent; for stream and mapping changes, the current record is read and compared; a
+// deleted stream answers 404; a created entity is found by name in its workspace's
+// listing. It is never resent blindly. Runs that died are then closed as interrupted, their unsent calls
 // skipped. Reconcile returns what it settled; an error means some call is still open,
 // and the caller must not send anything.
 func (e *Engine) Reconcile(ctx context.Context) ([]string, error) {
@@ -93,80 +93,34 @@ func (e *Engine) reconcileOne(ctx context.Context, runID int64, no int) (bool, [
 	return st == StatusSent, ids, nil
 }
 
-// settle finds out whether c took effect and records it.
+// settle finds out whether c took effect, records it, and stores what it changed.
 func (e *Engine) settle(ctx context.Context, c storedCall) (string, []int64, error) {
 	ctx = ratelimit.WithPriority(ctx, ratelimit.Interactive)
 	ctx = datorama.WithWorkspace(ctx, c.WorkspaceID)
-	var (
-		sent  bool
-		how   string
-		share = map[int64][]int64{} // stream → evidence job ids
-	)
-	switch {
-	case c.Op.CreatesJobs():
-		checked := 0
-		for _, sid := range c.StreamIDs {
-			if checked == evidenceStreams && len(share) == 0 {
-				break
-			}
-			jobs, err := e.listJobs(ctx, sid)
-			if err != nil {
-				return "", nil, err
-			}
-			checked++
-			var items []storedItem
-			for _, it := range c.Items {
-				if it.StreamID == sid {
-					items = append(items, it)
-				}
-			}
-			if ids := evidence(c, sid, items, jobs); len(ids) > 0 {
-				share[sid] = ids
-			}
-		}
-		sent = len(share) > 0
-		how = fmt.Sprintf("read the jobs of %d stream(s)", checked)
-	case c.Op == OpMapping:
-		m, err := e.Client.Mappings.Get(ctx, c.StreamIDs[0])
-		if err != nil {
-			return "", nil, err
-		}
-		sent, err = applied(m.Raw, c.Body)
-		if err != nil {
-			return "", nil, err
-		}
-		how = "read the mapping"
-	case c.Op == OpDownload:
-		sent, how = false, "a download leaves no trace; the file was not kept"
-	default:
-		st, err := e.Client.Streams.Get(ctx, c.StreamIDs[0])
-		if err != nil {
-			return "", nil, err
-		}
-		sent, err = applied(st.Raw, c.Body)
-		if err != nil {
-			return "", nil, err
-		}
-		how = "read the stream"
+	v, err := e.lookAt(ctx, c)
+	if err != nil {
+		return "", nil, err
 	}
 	var all []int64
 	for _, sid := range c.StreamIDs {
-		all = append(all, share[sid]...)
+		all = append(all, v.share[sid]...)
 	}
 	var note string
-	if sent {
-		note = fmt.Sprintf("reconciled: sent (%s; found jobs %v)", how, all)
-		if !c.Op.CreatesJobs() {
-			note = fmt.Sprintf("reconciled: sent (%s: the change is there)", how)
-		}
-	} else {
-		note = fmt.Sprintf("reconciled: not sent (%s: no trace of it)", how)
+	switch {
+	case !v.sent:
+		note = fmt.Sprintf("reconciled: not sent (%s: no trace of it)", v.how)
+	case c.Op.CreatesJobs():
+		note = fmt.Sprintf("reconciled: sent (%s; found jobs %v)", v.how, all)
+	case c.Op.Creates():
+		note = fmt.Sprintf("reconciled: sent (%s: found it, id %d)", v.how, v.answer.CreatedID)
+	default:
+		note = fmt.Sprintf("reconciled: sent (%s: the change is there)", v.how)
 	}
 	e.log().InfoContext(ctx, "settled an interrupted action call", "run", c.RunID, "call", c.No, "result", note)
-	err := (&audit{db: e.DB, now: e.clock().Now}).inTx(ctx, func(tx *sql.Tx) error {
+	err = (&audit{db: e.DB, now: e.clock().Now}).inTx(ctx, func(tx *sql.Tx) error {
 		status, errText := StatusSent, any(nil)
 		var sentAt any = e.clock().Now().UTC()
-		if !sent {
+		if !v.sent {
 			status, errText, sentAt = StatusFailed, note, nil
 		}
 		if _, err := tx.ExecContext(ctx, `
@@ -175,10 +129,15 @@ func (e *Engine) settle(ctx context.Context, c storedCall) (string, []int64, err
 			return err
 		}
 		for _, it := range c.Items {
-			if ids := share[it.StreamID]; len(ids) > 0 {
+			if ids := v.share[it.StreamID]; len(ids) > 0 {
 				if _, err := tx.ExecContext(ctx, `
 					UPDATE action_items SET job_ids = list_concat(coalesce(job_ids, []::BIGINT[]), $2::BIGINT[]) WHERE id = $1`,
 					it.ID, ids); err != nil {
+					return err
+				}
+			}
+			if v.sent && v.answer.CreatedID != 0 {
+				if _, err := tx.ExecContext(ctx, `UPDATE action_items SET created_id = $2 WHERE id = $1`, it.ID, v.answer.CreatedID); err != nil {
 					return err
 				}
 			}
@@ -189,7 +148,138 @@ func (e *Engine) settle(ctx context.Context, c storedCall) (string, []int64, err
 		}
 		return settleItems(ctx, tx, c.RunID, ids, false)
 	})
-	return note, all, err
+	if err != nil {
+		return "", nil, err
+	}
+	if v.sent {
+		e.storeAfter(ctx, c.Op, c.WorkspaceID, c.StreamIDs, v.answer)
+	}
+	return note, all, nil
+}
+
+// verdict is what the API shows of a call whose answer was lost.
+type verdict struct {
+	sent  bool
+	how   string            // what was read to tell
+	share map[int64][]int64 // job-creating calls: stream → the jobs that show it was sent
+	// answer stands in for the lost answer: the records just read, for the write-back.
+	answer *Answer
+}
+
+// lookAt reads, at the API, whether c took effect. Each operation leaves its own trace:
+// jobs created after the send for the same days; the change in the stream's or the
+// mapping's record; a deleted stream answering 404; a created entity in its workspace's
+// listing, by name. A download leaves none and counts as not sent (reading twice is
+// harmless). An error means the API could not tell, and c stays in doubt.
+func (e *Engine) lookAt(ctx context.Context, c storedCall) (verdict, error) {
+	v := verdict{share: map[int64][]int64{}, answer: &Answer{Sent: true}}
+	switch {
+	case c.Op.CreatesJobs():
+		checked := 0
+		for _, sid := range c.StreamIDs {
+			if checked == evidenceStreams && len(v.share) == 0 {
+				break
+			}
+			jobs, err := e.listJobs(ctx, sid)
+			if err != nil {
+				return v, err
+			}
+			checked++
+			var items []storedItem
+			for _, it := range c.Items {
+				if it.StreamID == sid {
+					items = append(items, it)
+				}
+			}
+			if ids := evidence(c, sid, items, jobs); len(ids) > 0 {
+				v.share[sid] = ids
+				for _, j := range jobs {
+					if slices.Contains(ids, j.ID) {
+						j.DataStreamID = datorama.FlexInt64(sid)
+						v.answer.Jobs = append(v.answer.Jobs, j)
+					}
+				}
+			}
+		}
+		v.sent, v.how = len(v.share) > 0, fmt.Sprintf("read the jobs of %d stream(s)", checked)
+	case c.Op == OpMapping:
+		m, err := e.Client.Mappings.Get(ctx, c.StreamIDs[0])
+		if err != nil {
+			return v, err
+		}
+		v.answer.Mapping, v.how = m, "read the mapping"
+		v.sent, err = applied(m.Raw, c.Body)
+		return v, err
+	case c.Op == OpDownload:
+		v.how = "a download leaves no trace; the file was not kept"
+	case c.Op == OpDelete:
+		_, err := e.Client.Streams.Get(ctx, c.StreamIDs[0])
+		switch {
+		case datorama.IsNotFound(err):
+			v.sent = true
+		case err != nil:
+			return v, err
+		}
+		v.how = "read the stream"
+	case c.Op.Creates():
+		return e.lookForCreated(ctx, c)
+	default:
+		st, err := e.Client.Streams.Get(ctx, c.StreamIDs[0])
+		if err != nil {
+			return v, err
+		}
+		v.answer.Stream, v.how = st, "read the stream"
+		v.sent, err = applied(st.Raw, c.Body)
+		return v, err
+	}
+	return v, nil
+}
+
+// lookForCreated looks for what a creation would have created in its workspace's
+// listing: an entity with the body's name, created no earlier than the send (allowing
+// for clock skew; an entity without a createTime counts). Planning refused a name the
+// workspace already had, so a match is the creation; of several, the newest is taken.
+func (e *Engine) lookForCreated(ctx context.Context, c storedCall) (verdict, error) {
+	v := verdict{share: map[int64][]int64{}, answer: &Answer{Sent: true}, how: "listed the workspace's " + c.Op.entity() + "s"}
+	name := bodyName(c.Body)
+	since := c.SendingAt.Add(-clockSkew)
+	match := func(n string, created datorama.Timestamp, id int64) bool {
+		return n == name && (created.IsZero() || !created.Before(since)) && id > v.answer.CreatedID
+	}
+	switch c.Op {
+	case OpCreateStream:
+		list, err := e.Client.Streams.List(ctx, c.WorkspaceID)
+		if err != nil {
+			return v, err
+		}
+		for i := range list {
+			if s := &list[i]; match(s.Name, s.CreateTime, s.ID) {
+				v.answer.Stream, v.answer.CreatedID = s, s.ID
+			}
+		}
+	case OpCreatePattern:
+		list, err := e.Client.Metadata.Patterns(ctx, c.WorkspaceID)
+		if err != nil {
+			return v, err
+		}
+		for i := range list {
+			if p := &list[i]; match(p.Name, p.CreateTime, p.ID) {
+				v.answer.Pattern, v.answer.CreatedID = p, p.ID
+			}
+		}
+	case OpCreateCalc:
+		list, err := e.Client.Metadata.CalculatedMeasurements(ctx, c.WorkspaceID)
+		if err != nil {
+			return v, err
+		}
+		for i := range list {
+			if m := &list[i]; match(m.Name, m.CreateTime, m.ID) {
+				v.answer.Calc, v.answer.CreatedID = m, m.ID
+			}
+		}
+	}
+	v.sent = v.answer.CreatedID != 0
+	return v, nil
 }
 
 // evidence returns the ids of the jobs that show c reached the API for one stream.
@@ -436,7 +526,7 @@ func (e *Engine) closeDeadRuns(ctx context.Context) ([]string, error) {
 // loadCalls reads calls matching where (a fixed SQL condition) with their items.
 func (e *Engine) loadCalls(ctx context.Context, where string) ([]storedCall, error) {
 	rows, err := e.DB.QueryContext(ctx, `
-		SELECT run_id, call_no, operation, coalesce(workspace_id, 0), stream_ids, start_date, end_date,
+		SELECT run_id, call_no, operation, coalesce(workspace_id, 0), coalesce(stream_ids, []::BIGINT[]), start_date, end_date,
 		       coalesce(CAST(request AS VARCHAR), ''), coalesce(sending_at, TIMESTAMPTZ '1970-01-01 00:00:00+00')
 		FROM action_calls WHERE `+where+` ORDER BY run_id, call_no`)
 	if err != nil {
@@ -498,8 +588,8 @@ func (e *Engine) loadCalls(ctx context.Context, where string) ([]storedCall, err
 		if err := r.Err(); err != nil {
 			return nil, err
 		}
-		if len(c.StreamIDs) == 0 {
-			return nil, errors.New("an action call without streams")
+		if len(c.StreamIDs) == 0 && !c.Op.Creates() {
+			return nil, fmt.Errorf("action call %d of run %d names no stream", c.No, c.RunID)
 		}
 	}
 	return out, nil

@@ -65,10 +65,10 @@ func TestInterruptedSendIsReconciledNotResent(t *testing.T) {
 			e.eng.WrapSender = func(next Sender) Sender {
 				return EachCall(func(ctx context.Context, c *Call) (*Answer, error) {
 					if c.No != 2 {
-						return SendOne(ctx, next, c)
+						return sendOne(ctx, next, c)
 					}
 					if mode.reachesAPI {
-						if _, err := SendOne(ctx, next, c); err != nil {
+						if _, err := sendOne(ctx, next, c); err != nil {
 							t.Errorf("call 2: %v", err)
 						}
 					}
@@ -149,7 +149,7 @@ func TestUnreconciledRefusesToSend(t *testing.T) {
 	ctx, kill := context.WithCancel(context.Background())
 	e.eng.WrapSender = func(next Sender) Sender {
 		return EachCall(func(ctx context.Context, c *Call) (*Answer, error) {
-			SendOne(ctx, next, c)
+			sendOne(ctx, next, c)
 			kill()
 			return nil, ctx.Err()
 		})
@@ -181,7 +181,7 @@ func TestUnknownOutcomeCheckedInRun(t *testing.T) {
 	rows := rerunRows(t, tr, 3)
 	e.eng.WrapSender = func(next Sender) Sender {
 		return EachCall(func(ctx context.Context, c *Call) (*Answer, error) {
-			ans, err := SendOne(ctx, next, c)
+			ans, err := sendOne(ctx, next, c)
 			if c.No == 1 && err == nil {
 				return nil, fmt.Errorf("POST rerun: 502 Bad Gateway: %w", datorama.ErrOutcomeUnknown)
 			}
@@ -213,7 +213,7 @@ func TestDefiniteFailureIsNotInDoubt(t *testing.T) {
 			if c.No == 1 {
 				return nil, &datorama.APIError{Status: 400, Method: "POST", PathTemplate: "/v1/data-streams/api/{id}/rerun", Message: "bad"}
 			}
-			return SendOne(ctx, next, c)
+			return sendOne(ctx, next, c)
 		})
 	}
 	_, rep, err := e.act(Request{Op: OpRerun, Rows: rows})
@@ -291,9 +291,9 @@ func TestReconcileUnderPageFaultsDoesNotResend(t *testing.T) {
 	e.eng.WrapSender = func(next Sender) Sender {
 		return EachCall(func(ctx context.Context, c *Call) (*Answer, error) {
 			if c.No != 1 {
-				return SendOne(ctx, next, c)
+				return sendOne(ctx, next, c)
 			}
-			if _, err := SendOne(ctx, next, c); err != nil {
+			if _, err := sendOne(ctx, next, c); err != nil {
 				t.Errorf("call 1: %v", err)
 			}
 			kill() // the process dies after the request reached the API

@@ -101,13 +101,12 @@ func TestRowAndCallLimits(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "more than 3 rows") {
 		t.Fatalf("max_rows: %v", err)
 	}
-	p, err := e.eng.Prepare(context.Background(), Request{Selection: mustGet(t, cat, "all"), Op: OpDisable, Options: Options{MaxRows: 100, MaxCalls: 2}})
-	if err == nil {
+	if _, err := e.eng.Prepare(context.Background(), Request{Selection: mustGet(t, cat, "all"), Op: OpDisable, Options: Options{MaxRows: 100, MaxCalls: 2}}); err == nil {
 		t.Fatal("disable is not the selection's action: want an error")
 	}
 	os.WriteFile(filepath.Join(dir, "any.sql"), []byte("-- max_rows: 100\nSELECT id AS stream_id FROM streams"), 0o644)
 	cat, _ = LoadCatalog(dir)
-	p, err = e.eng.Prepare(context.Background(), Request{Selection: mustGet(t, cat, "any"), Op: OpDisable, Options: Options{MaxCalls: 2}})
+	p, err := e.eng.Prepare(context.Background(), Request{Selection: mustGet(t, cat, "any"), Op: OpDisable, Options: Options{MaxCalls: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}

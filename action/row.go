@@ -27,6 +27,10 @@ type Row struct {
 	Name      string
 	// Patch is the JSON object of patch/put/mapping, exactly as given.
 	Patch json.RawMessage
+	// WorkspaceID and Body are a creation's: the workspace to create in and the entity
+	// as the API takes it (a JSON object with a name), compacted.
+	WorkspaceID int64
+	Body        json.RawMessage
 }
 
 // maxNameLen bounds a stream name; Datorama's own limit is unknown, and a longer value is
@@ -82,6 +86,18 @@ func (r *Row) setField(col, text string) error {
 			return fmt.Errorf("%s: %w", col, err)
 		}
 		r.Patch = p
+	case ColWorkspaceID:
+		id, err := parseID(text)
+		if err != nil {
+			return fmt.Errorf("%s: %w", col, err)
+		}
+		r.WorkspaceID = id
+	case ColJSON:
+		b, err := ParseBody(text)
+		if err != nil {
+			return fmt.Errorf("%s: %w", col, err)
+		}
+		r.Body = b
 	default:
 		return fmt.Errorf("unknown column %q", col)
 	}
@@ -92,6 +108,15 @@ func (r *Row) setField(col, text string) error {
 func (r *Row) check(op Op) error {
 	if op == OpProcess && r.EndDate.Before(r.StartDate.Time) {
 		return fmt.Errorf("end_date %s is before start_date %s", r.EndDate, r.StartDate)
+	}
+	if op.Creates() {
+		ws, ok, err := bodyWorkspace(r.Body)
+		switch {
+		case err != nil:
+			return fmt.Errorf("json: %w", err)
+		case ok && ws != r.WorkspaceID:
+			return fmt.Errorf("json: workspaceId %d differs from the workspace %d it is created in", ws, r.WorkspaceID)
+		}
 	}
 	return nil
 }
@@ -169,6 +194,87 @@ func parsePatch(s string) (json.RawMessage, error) {
 		return nil, fmt.Errorf("bad JSON patch: %v", err)
 	}
 	return json.RawMessage(buf.Bytes()), nil
+}
+
+// maxBodyLen bounds a creation's body.
+const maxBodyLen = 1 << 20
+
+// ParseBody reads a creation's body: one JSON object, as the API takes it, with a
+// non-empty "name" (a lost answer is settled by finding the entity by its name) and no
+// "id" (the API assigns it). It returns the object compacted.
+func ParseBody(s string) (json.RawMessage, error) {
+	t := strings.TrimSpace(s)
+	switch {
+	case t == "":
+		return nil, errors.New("empty (want a JSON object)")
+	case len(t) > maxBodyLen:
+		return nil, fmt.Errorf("longer than %d bytes", maxBodyLen)
+	}
+	dec := json.NewDecoder(strings.NewReader(t))
+	dec.UseNumber()
+	var obj map[string]json.RawMessage
+	if err := dec.Decode(&obj); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
+	}
+	if obj == nil {
+		return nil, errors.New("not a JSON object")
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, errors.New("text after the object")
+	}
+	if _, ok := obj["id"]; ok {
+		return nil, errors.New(`"id" is assigned by the API; leave it out`)
+	}
+	var name string
+	if err := json.Unmarshal(obj["name"], &name); err != nil || strings.TrimSpace(name) == "" {
+		return nil, errors.New(`"name" must be a non-empty string`)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, []byte(t)); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
+	}
+	return json.RawMessage(buf.Bytes()), nil
+}
+
+// bodyName is the "name" of a creation's body ("" when it has none).
+func bodyName(body []byte) string {
+	var v struct {
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal(body, &v)
+	return v.Name
+}
+
+// bodyWorkspace reads the "workspaceId" of a creation's body, a number or a numeric
+// string; ok is false when the body has none.
+func bodyWorkspace(body []byte) (id int64, ok bool, err error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return 0, false, err
+	}
+	raw, ok := obj["workspaceId"]
+	if !ok || string(raw) == "null" {
+		return 0, false, nil
+	}
+	var f datorama.FlexInt64
+	if err := json.Unmarshal(raw, &f); err != nil || f <= 0 {
+		return 0, false, fmt.Errorf("workspaceId %s is not a workspace id", clip(string(raw)))
+	}
+	return int64(f), true, nil
+}
+
+// withWorkspace is a creation's body as sent: the workspaceId added in front when the
+// body has none (every creation endpoint reads it from the body), the rest as given.
+func withWorkspace(body []byte, ws int64) json.RawMessage {
+	if _, ok, _ := bodyWorkspace(body); ok {
+		return json.RawMessage(body)
+	}
+	rest := bytes.TrimPrefix(bytes.TrimSpace(body), []byte("{"))
+	out := fmt.Appendf(nil, `{"workspaceId":%d`, ws)
+	if len(bytes.TrimSpace(rest)) > 0 && rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, rest...)
 }
 
 // valueText renders a database value as the text setField reads.

@@ -35,6 +35,15 @@ type Answer struct {
 	Bytes int64           // downloads: bytes written
 	// Sent is false when nothing reached the API (a dry run).
 	Sent bool
+	// The record the API answered, when the call answers one: the stream changed or
+	// created, the mapping written, the pattern or calculated measurement created. The
+	// write-back stores it; a nil record is read with one GET when one is needed.
+	Stream  *datorama.Stream
+	Mapping *datorama.Mapping
+	Pattern *datorama.Pattern
+	Calc    *datorama.CalculatedMeasurement
+	// CreatedID is the id of what a creation created.
+	CreatedID int64
 }
 
 // ErrNotAttempted is matched by the error of a call of a batch that was never tried,
@@ -68,8 +77,8 @@ func (f eachCall) Send(ctx context.Context, calls []*Call) []Result {
 	return out
 }
 
-// SendOne sends a single call through s.
-func SendOne(ctx context.Context, s Sender, c *Call) (*Answer, error) {
+// sendOne sends a single call through s.
+func sendOne(ctx context.Context, s Sender, c *Call) (*Answer, error) {
 	r := s.Send(ctx, []*Call{c})
 	return r[0].Answer, r[0].Err
 }
@@ -127,11 +136,14 @@ type apiSender struct {
 }
 
 func (s *apiSender) send(ctx context.Context, c *Call) (*Answer, error) {
+	ctx = ratelimit.WithPriority(ctx, ratelimit.Interactive)
+	ctx = datorama.WithWorkspace(ctx, c.WorkspaceID)
+	if c.Op.Creates() {
+		return s.create(ctx, c)
+	}
 	if len(c.StreamIDs) == 0 {
 		return nil, definite(fmt.Errorf("call %d has no stream", c.No))
 	}
-	ctx = ratelimit.WithPriority(ctx, ratelimit.Interactive)
-	ctx = datorama.WithWorkspace(ctx, c.WorkspaceID)
 	sid := c.StreamIDs[0]
 	switch c.Op {
 	case OpRerun:
@@ -180,15 +192,46 @@ func (s *apiSender) send(ctx context.Context, c *Call) (*Answer, error) {
 		if err != nil {
 			return nil, writeError(err)
 		}
-		a := &Answer{Sent: true}
+		a := &Answer{Sent: true, Mapping: m}
 		if m != nil {
 			a.Body = bounded(m.Raw)
 		}
 		return a, nil
+	case OpDelete:
+		if err := s.c.Streams.Delete(ctx, sid); err != nil {
+			return nil, writeError(err)
+		}
+		return &Answer{Sent: true}, nil
 	case OpDownload:
 		return s.download(ctx, c)
 	}
 	return nil, definite(fmt.Errorf("call %d: unknown action %q", c.No, c.Op))
+}
+
+// create sends a creation. It is not idempotent: the client never resends it after it
+// may have reached the API, and an unknown outcome is settled by looking for the entity.
+func (s *apiSender) create(ctx context.Context, c *Call) (*Answer, error) {
+	switch c.Op {
+	case OpCreateStream:
+		st, err := s.c.Streams.Create(ctx, c.Body)
+		if err != nil {
+			return nil, err
+		}
+		return &Answer{Sent: true, Stream: st, CreatedID: st.ID, Body: bounded(st.Raw)}, nil
+	case OpCreatePattern:
+		p, err := s.c.Metadata.CreatePattern(ctx, c.Body)
+		if err != nil {
+			return nil, err
+		}
+		return &Answer{Sent: true, Pattern: p, CreatedID: p.ID, Body: bounded(p.Raw)}, nil
+	case OpCreateCalc:
+		m, err := s.c.Metadata.CreateCalculatedMeasurement(ctx, c.WorkspaceID, c.Body)
+		if err != nil {
+			return nil, err
+		}
+		return &Answer{Sent: true, Calc: m, CreatedID: m.ID, Body: bounded(m.Raw)}, nil
+	}
+	return nil, definite(fmt.Errorf("call %d: unknown creation %q", c.No, c.Op))
 }
 
 // download writes to a temporary file next to the target and renames it into place, so
@@ -229,8 +272,8 @@ func (s *apiSender) download(ctx context.Context, c *Call) (*Answer, error) {
 	return &Answer{Sent: true, Bytes: n, Body: body}, nil
 }
 
-// writeError classifies the failure of an idempotent write (PATCH, PUT): the client
-// retried it, so after several transient failures any one attempt may have applied it.
+// writeError classifies the failure of an idempotent write (PATCH, PUT, DELETE): the
+// client retried it, so after several transient failures any one attempt may have applied it.
 // That is an unknown outcome, which reconciliation settles by reading the record.
 func writeError(err error) error {
 	var rt *datorama.RetryError
@@ -264,7 +307,7 @@ func jobsAnswer(jobs []datorama.Job, err error) (*Answer, error) {
 }
 
 func streamAnswer(st *datorama.Stream) *Answer {
-	a := &Answer{Sent: true}
+	a := &Answer{Sent: true, Stream: st}
 	if st != nil {
 		a.Body = bounded(st.Raw)
 	}

@@ -183,3 +183,143 @@ func unreconciledCalls(ctx context.Context, db *sql.DB) (int, error) {
 	}
 	return n, nil
 }
+
+// lookupWorkspaces reports which of the given workspaces the store holds, not deleted.
+func lookupWorkspaces(ctx context.Context, db *sql.DB, ids []int64) (map[int64]bool, error) {
+	out := map[int64]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT id FROM workspaces WHERE NOT is_deleted AND id IN (SELECT unnest($1::BIGINT[]))`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("looking up %d workspaces in the store: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("looking up workspaces: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
+
+// nameKey is an entity's name within its workspace.
+type nameKey struct {
+	ws   int64
+	name string
+}
+
+// entityTables are the store's tables of what each creation creates.
+var entityTables = map[Op]string{OpCreateStream: "streams", OpCreatePattern: "patterns", OpCreateCalc: "calculated_measurements"}
+
+// lookupNames returns the ids of the live entities op creates in the given workspaces,
+// by name.
+func lookupNames(ctx context.Context, db *sql.DB, op Op, wss []int64) (map[nameKey]int64, error) {
+	out := map[nameKey]int64{}
+	table := entityTables[op]
+	if table == "" || len(wss) == 0 {
+		return out, nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT workspace_id, coalesce(name, ''), id FROM `+table+`
+		WHERE NOT is_deleted AND workspace_id IN (SELECT unnest($1::BIGINT[]))`, wss)
+	if err != nil {
+		return nil, fmt.Errorf("looking up the %s of %d workspaces in the store: %w", table, len(wss), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k nameKey
+		var id int64
+		if err := rows.Scan(&k.ws, &k.name, &id); err != nil {
+			return nil, fmt.Errorf("looking up %s: %w", table, err)
+		}
+		out[k] = id
+	}
+	return out, rows.Err()
+}
+
+// lastRun is when the store last saw a stream run.
+type lastRun struct {
+	At      time.Time // the latest of its jobs' execution times and its lastUpdate
+	Running bool      // one of its jobs is not final
+}
+
+// lastRuns returns, for the given streams, when the store last saw each of them run.
+func lastRuns(ctx context.Context, db *sql.DB, ids []int64) (map[int64]lastRun, error) {
+	out := map[int64]lastRun{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := db.QueryContext(ctx, `
+		WITH wanted AS (SELECT DISTINCT unnest($1::BIGINT[]) AS id),
+		     j AS (SELECT stream_id, max(greatest(start_execution_time, end_execution_time)) AS at,
+		                  count(*) FILTER (WHERE status NOT IN ('SUCCESS', 'FAILURE') OR status IS NULL) AS open
+		           FROM jobs WHERE NOT is_deleted AND stream_id IN (SELECT id FROM wanted) GROUP BY stream_id)
+		SELECT s.id, greatest(s.last_update, j.at), coalesce(j.open, 0) > 0
+		FROM streams s JOIN wanted w ON w.id = s.id LEFT JOIN j ON j.stream_id = s.id`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading when %d streams last ran: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var at sql.NullTime
+		var r lastRun
+		if err := rows.Scan(&id, &at, &r.Running); err != nil {
+			return nil, fmt.Errorf("reading when streams last ran: %w", err)
+		}
+		r.At = at.Time
+		out[id] = r
+	}
+	return out, rows.Err()
+}
+
+// liveStreamsOf returns the ids of the workspace's streams the store holds, not deleted.
+func liveStreamsOf(ctx context.Context, db *sql.DB, ws int64) ([]int64, error) {
+	rows, err := db.QueryContext(ctx, `SELECT id FROM streams WHERE workspace_id = $1 AND NOT is_deleted ORDER BY id`, ws)
+	if err != nil {
+		return nil, fmt.Errorf("reading the streams of workspace %d: %w", ws, err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("reading the streams of workspace %d: %w", ws, err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// createdBefore returns, by name, the action runs that created (or may have created: a
+// call still in doubt) an entity of op in the given workspaces that the store does not
+// know deleted since. A creation whose record is not in the store yet (the write-back
+// failed, or a reconciliation without one found it) is so still known.
+func createdBefore(ctx context.Context, db *sql.DB, op Op, wss []int64) (map[nameKey]int64, error) {
+	out := map[nameKey]int64{}
+	table := entityTables[op]
+	if table == "" || len(wss) == 0 {
+		return out, nil
+	}
+	rows, err := db.QueryContext(ctx, `
+		SELECT i.workspace_id, coalesce(i.name, ''), max(i.run_id)
+		FROM action_items i
+		WHERE i.operation = $1 AND i.status IN ('sent', 'sending') AND i.workspace_id IN (SELECT unnest($2::BIGINT[]))
+		  AND NOT EXISTS (SELECT 1 FROM `+table+` t WHERE t.id = i.created_id AND t.is_deleted)
+		GROUP BY ALL`, string(op), wss)
+	if err != nil {
+		return nil, fmt.Errorf("reading earlier %s actions: %w", op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k nameKey
+		var run int64
+		if err := rows.Scan(&k.ws, &k.name, &run); err != nil {
+			return nil, fmt.Errorf("reading earlier %s actions: %w", op, err)
+		}
+		out[k] = run
+	}
+	return out, rows.Err()
+}

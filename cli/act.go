@@ -32,6 +32,8 @@ type actGuards struct {
 	cooldown  time.Duration
 	forcePut  bool
 	outDir    string
+	maxDelete int
+	force     bool
 }
 
 // AddFlags adds the guard-rail flags; jobs says whether the command starts jobs (the
@@ -49,9 +51,15 @@ func (o *actGuards) AddFlags(f *pflag.FlagSet, jobs, chunks bool) {
 	}
 }
 
+// addDeleteFlags adds the guard rails of deleting streams.
+func (o *actGuards) addDeleteFlags(f *pflag.FlagSet) {
+	f.IntVar(&o.maxDelete, "max-delete", action.DefaultMaxDelete, "action delete: refuse a plan that deletes more streams than this (-1: no limit)")
+	f.BoolVar(&o.force, "force", false, "action delete: also delete streams that ran in the last 24 h (or have a job pending)")
+}
+
 func (o actGuards) options() action.Options {
 	return action.Options{MaxCalls: o.maxCalls, MaxRows: o.maxRows, ChunkDays: o.chunkDays, QueueMax: o.queueMax,
-		Cooldown: o.cooldown, ForcePut: o.forcePut, OutDir: o.outDir}
+		Cooldown: o.cooldown, ForcePut: o.forcePut, OutDir: o.outDir, MaxDelete: o.maxDelete, Force: o.force}
 }
 
 type actOptions struct {
@@ -69,6 +77,7 @@ func (o *actOptions) AddFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.guards.maxRows, "max-rows", 0, "refuse more rows than this (0: the selection's max_rows)")
 	f.BoolVar(&o.guards.forcePut, "force-put", false, "allow action put, which replaces whole stream records")
 	f.StringVar(&o.guards.outDir, "out-dir", "downloads", "action download: the folder for the files")
+	o.guards.addDeleteFlags(f)
 }
 
 func opNames() string {
@@ -94,7 +103,9 @@ calls: reruns one call per stream, date ranges in chunks with one batch call per
 by all streams, renames and patches one call per stream. It prints the plan (rows, skipped
 rows and why, calls, estimated time at the current budget) and sends nothing unless --yes.
 
-Guard rails: --max-calls and the selection's max_rows refuse oversized plans; a cooldown
+Guard rails: --max-calls and the selection's max_rows refuse oversized plans; --max-delete
+(default 10) refuses a plan deleting more streams, and deleting a stream that ran in the
+last 24 h needs --force; a cooldown
 (default 6h) keeps sweeps from acting on the same job or range twice; at most --queue-max of
 our jobs are pending per workspace at once (the run waits and re-checks); deleted streams,
 and disabled ones for reruns and processing, are skipped with the reason. Every call is
@@ -106,12 +117,19 @@ Operations and their input columns:
   rerun (stream_id, job_id)     rerun-all (stream_id)     process (stream_id, start_date, end_date)
   rename (stream_id, name)      patch (stream_id, patch)  put (stream_id, patch; needs --force-put)
   enable, disable (stream_id)   mapping (stream_id, patch) download (stream_id, job_id)
+  delete (stream_id)            create-stream, create-pattern, create-calculated-measurement
+                                (workspace_id, json: the entity as the API takes it)
+
+What a run changes is written to the store at once from the API's answers (renamed and
+patched streams, new jobs as PENDING, created entities, deleted streams), and
+serving.duckdb is published after the run, so drextract query shows it right away.
 
 ` + actExitCodes,
 		Example: `  drextract act failed-jobs-24h
   drextract act failed-jobs-24h --yes
   drextract act --csv month.csv --action process --chunk-days 10 --yes
-  drextract act names-not-matching --param pattern='^[A-Z]{2} - ' --action disable`,
+  drextract act names-not-matching --param pattern='^[A-Z]{2} - ' --action disable
+  drextract act --csv old-streams.csv --action delete --max-delete 25 --yes`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runAct(cmd.Context(), cmd, opts, g, args)
@@ -171,18 +189,7 @@ func runAct(ctx context.Context, cmd *cobra.Command, opts actOptions, g *globalO
 }
 
 func readActCSV(path string, stdin io.Reader, op action.Op) ([]action.Row, error) {
-	if path == "-" {
-		if stdin == nil {
-			return nil, errors.New("no standard input")
-		}
-		return action.ParseCSV(stdin, "stdin", op)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return action.ParseCSV(f, path, op)
+	return readInput(path, stdin, func(r io.Reader, name string) ([]action.Row, error) { return action.ParseCSV(r, name, op) })
 }
 
 func parseParams(kv []string) (map[string]string, error) {

@@ -73,7 +73,9 @@ Exit codes: 0 ok, 1 failure, 2 usage.`,
 		Long: `reconcile looks up, at the API, every action call that was being sent when a run was
 interrupted (status 'sending'): for reruns and processing it reads the streams' jobs (a job
 created after the send for the same days means it was sent), for renames and patches the
-stream itself. Nothing is ever resent. act does this by itself before sending anything.
+stream itself, for a delete the stream (404: it was deleted), for a creation the workspace's
+listing (the name is there: it was created). Nothing is ever resent. act does this by itself
+before sending anything, and then also writes what it found to the store.
 
 Exit codes: 0 ok, 1 failure (some call is still in doubt), 2 usage.`,
 		Example: `  drextract actions reconcile`,

@@ -41,10 +41,19 @@ type rerunOptions struct {
 func newRerunCommand(g *globalOptions) *cobra.Command {
 	var opts rerunOptions
 	cmd := &cobra.Command{
-		Use:   "rerun --stream S (--job J… | --all)",
-		Short: "Rerun jobs of a stream (one call), or all of its jobs",
-		Long:  "rerun reruns the given jobs of a stream in one call, or with --all every job of the stream.\n\n" + itemExitCodes,
-		Example: `  drextract rerun --stream 3974201 --job 377021020 --job 377723753 --yes
+		Use:   "rerun ([--stream S] --job J… | --stream S --all)",
+		Short: "Rerun jobs (one call per stream), or all of a stream's jobs",
+		Long: `rerun reruns the given jobs, one call per stream, or with --all every job of the stream.
+Without --stream each job's stream is taken from the store, or, for a job the store does
+not have yet, found with one lookup call (GET /v1/data-stream-stat/{id}) when sending with
+--yes; the job is then stored too. A dry run makes no API call, so it needs the job in the
+store or its --stream.
+
+The new jobs are stored as PENDING right away; the next crawl follows them.
+
+` + itemExitCodes,
+		Example: `  drextract rerun --job 377021020 --yes
+  drextract rerun --stream 3974201 --job 377021020 --job 377723753 --yes
   drextract rerun --stream 3974201 --all`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -52,18 +61,18 @@ func newRerunCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	opts.guards.AddFlags(cmd.Flags(), true, false)
-	cmd.Flags().Int64Var(&opts.stream, "stream", 0, "the stream id")
-	cmd.Flags().Int64SliceVar(&opts.jobs, "job", nil, "a job id of the stream (repeatable, or comma-separated)")
+	cmd.Flags().Int64Var(&opts.stream, "stream", 0, "the stream id (default: each job's own, from the store or one lookup)")
+	cmd.Flags().Int64SliceVar(&opts.jobs, "job", nil, "a job id (repeatable, or comma-separated)")
 	cmd.Flags().BoolVar(&opts.all, "all", false, "rerun every job of the stream (rerun-all)")
 	return cmd
 }
 
 func runRerun(ctx context.Context, cmd *cobra.Command, opts rerunOptions, g *globalOptions, _ []string) error {
-	if opts.stream <= 0 {
-		return usage(errors.New("--stream is required"))
-	}
 	if opts.all == (len(opts.jobs) > 0) {
-		return usage(errors.New("give --job (one or more) or --all"))
+		return usage(errors.New("give --job (one or more) or --stream with --all"))
+	}
+	if opts.stream < 0 || opts.all && opts.stream == 0 {
+		return usage(errors.New("--all needs --stream (a stream id)"))
 	}
 	req := action.Request{Op: action.OpRerun, Source: action.Source{Kind: "command", Name: "rerun"}, Options: opts.guards.options()}
 	if opts.all {
@@ -285,7 +294,9 @@ func newToggleCommand(g *globalOptions, op action.Op) *cobra.Command {
 		Use:   string(op) + " --stream S…",
 		Short: verb + " streams (PATCH enabled)",
 		Long:  verb + " streams; streams already in that state are skipped.\n\n" + itemExitCodes,
-		Args:  args(cobra.NoArgs),
+		Example: fmt.Sprintf(`  drextract %[1]s --stream 3974201
+  drextract %[1]s --stream 3974201,3973838 --yes`, op),
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runToggle(cmd.Context(), cmd, op, opts, g, args)
 		},
@@ -322,7 +333,8 @@ func newDownloadCommand(g *globalOptions) *cobra.Command {
 renamed into place once complete. Like every other action it is planned first and needs --yes.
 
 ` + itemExitCodes,
-		Args: args(cobra.NoArgs),
+		Example: `  drextract download --stream 3974201 --job 377021020 --out job.zip --yes`,
+		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDownload(cmd.Context(), cmd, opts, g, args)
 		},

@@ -254,24 +254,3 @@ func TestAPICallRecord(t *testing.T) {
 		t.Errorf("apiCall = %+v\nwant %+v", got, want)
 	}
 }
-
-func TestConvert(t *testing.T) {
-	var s datorama.Stream
-	raw := `{"id":7,"name":"s","lastRunStatus":"FAILURE","lastRowsRetrieved":"3","processedRows":4,"lastDataDate":"2026-03-01","lastUpdate":1772400000000,"createTime":1,"updateTime":2,"future":{"x":1}}`
-	if err := json.Unmarshal([]byte(raw), &s); err != nil {
-		t.Fatal(err)
-	}
-	row := streamRow(42, &s)
-	if row.WorkspaceID != 42 || row.LastRunStatus != "FAILURE" || !row.LastRunFailed || row.LastRowsRetrieved != 3 ||
-		row.LastDataDate.Format(time.DateOnly) != "2026-03-01" || row.LastUpdate.UnixMilli() != 1772400000000 || string(row.Raw) != raw {
-		t.Errorf("streamRow = %+v", row)
-	}
-	var j datorama.Job
-	if err := json.Unmarshal([]byte(`{"id":9,"status":"PENDING","dataStartDate":"2026-02-01","startExecutionTime":null,"userId":"5"}`), &j); err != nil {
-		t.Fatal(err)
-	}
-	jr := jobRow(42, 7, &j)
-	if jr.ID != 9 || jr.StreamID != 7 || jr.WorkspaceID != 42 || !jr.StartExecutionTime.IsZero() || jr.UserID != 5 || jr.DataStartDate.Format(time.DateOnly) != "2026-02-01" {
-		t.Errorf("jobRow = %+v", jr)
-	}
-}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/drextract/drextract/convert"
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/load"
 )
@@ -419,7 +420,7 @@ func (jr *jobsReader) commit(jobs []datorama.Job, kind commitKind, p int) error 
 	b := load.Batch{Entity: load.Jobs, ParentID: jr.w.id, ObservedAt: now, Jobs: make([]load.JobRow, len(jobs))}
 	for i := range jobs {
 		j := &jobs[i]
-		b.Jobs[i] = jobRow(jr.w.ws, jr.w.id, j)
+		b.Jobs[i] = convert.Job(jr.w.ws, jr.w.id, j)
 		jr.status[j.ID] = j.Status
 		jr.seen[j.ID] = struct{}{}
 		if jr.known != nil || jr.order == orderAsc {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/drextract/drextract/convert"
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/ratelimit"
@@ -43,7 +44,7 @@ func (r *run) workspaces(ctx context.Context) (ids []int64, ok bool) {
 	}
 	b := load.Batch{Entity: load.Workspaces, ParentID: 0, Complete: complete}
 	for i := range wss {
-		b.Workspaces = append(b.Workspaces, workspaceRow(&wss[i]))
+		b.Workspaces = append(b.Workspaces, convert.Workspace(&wss[i]))
 		ids = append(ids, wss[i].ID)
 		if complete {
 			b.AllIDs = append(b.AllIDs, wss[i].ID)
@@ -169,7 +170,7 @@ func (r *run) streams(ctx context.Context, wss []int64) []*streamWork {
 		work := make([]*streamWork, 0, len(list))
 		for j := range list {
 			s := &list[j]
-			row := streamRow(ws, s)
+			row := convert.Stream(ws, s)
 			b.Streams = append(b.Streams, row)
 			b.AllIDs = append(b.AllIDs, s.ID)
 			w := &streamWork{id: s.ID, ws: row.WorkspaceID, listing: listingFingerprint(s), ran: hasRun(s),
@@ -279,13 +280,13 @@ func (r *run) fetchWorkspaceList(ctx context.Context, ws int64, entity string) (
 		if err != nil {
 			return b, err
 		}
-		b.Fields = fieldRows(ws, fs)
+		b.Fields = convert.Fields(ws, fs)
 	case load.HarmonizedDimensions:
 		hs, err := md.HarmonizedDimensions(ctx, ws)
 		if err != nil {
 			return b, err
 		}
-		b.Harmonized = harmonizedRows(ws, hs)
+		b.Harmonized = convert.HarmonizedDimensions(ws, hs)
 		for _, h := range hs {
 			b.AllIDs = append(b.AllIDs, h.ID)
 		}
@@ -294,7 +295,7 @@ func (r *run) fetchWorkspaceList(ctx context.Context, ws int64, entity string) (
 		if err != nil {
 			return b, err
 		}
-		b.Patterns = patternRows(ws, ps)
+		b.Patterns = convert.Patterns(ws, ps)
 		for _, p := range ps {
 			b.AllIDs = append(b.AllIDs, p.ID)
 		}
@@ -303,7 +304,7 @@ func (r *run) fetchWorkspaceList(ctx context.Context, ws int64, entity string) (
 		if err != nil {
 			return b, err
 		}
-		b.CalcMeas = calcRows(ws, cs)
+		b.CalcMeas = convert.CalculatedMeasurements(ws, cs)
 		for _, c := range cs {
 			b.AllIDs = append(b.AllIDs, c.ID)
 		}
@@ -364,7 +365,7 @@ func (r *run) readMapping(ctx context.Context, w *streamWork) {
 	}
 	now := r.o.Clock.Now()
 	b := load.Batch{Entity: load.Mappings, ParentID: w.id, ObservedAt: now, Complete: true,
-		Mappings:   []load.MappingRow{mappingRow(w.ws, w.id, m)},
+		Mappings:   []load.MappingRow{convert.Mapping(w.ws, w.id, m)},
 		Checkpoint: &load.Checkpoint{Kind: kindMappings, ParentID: w.id, State: encodeState(mappingState{UpdateTime: w.updateTime}), UpdatedAt: now}}
 	if err := r.write(b); err != nil {
 		r.halt(err)

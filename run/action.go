@@ -64,6 +64,9 @@ func (r *Runner) Action(ctx context.Context, st *load.Store, o ActionOptions) *R
 			return err
 		}
 		eng.Client = client
+		// What the run changes at Datorama is written to the store at once, stamped with
+		// this runs row, so the publish after it shows it.
+		eng.Sink, eng.RunID = st, res.RunID
 		if err := r.plan(ctx, eng, o, res.Action); err != nil {
 			return err
 		}
@@ -74,6 +77,15 @@ func (r *Runner) Action(ctx context.Context, st *load.Store, o ActionOptions) *R
 			res.Rows["action_items"] = rep.Sent + rep.Failed + rep.Skipped
 			res.QuotaReset = rep.QuotaReset
 			res.Status = actionStatus(rep.Status)
+			if len(rep.Unstored) > 0 {
+				// It took effect, but the store does not show it yet: not sure of its data.
+				for _, u := range rep.Unstored {
+					res.Incomplete = append(res.Incomplete, "store: "+u)
+				}
+				if res.Status == load.RunOK {
+					res.Status = load.RunPartial
+				}
+			}
 		}
 		return err
 	})

@@ -1,14 +1,12 @@
-package extract
+package convert
 
 import (
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/load"
 )
 
-// The converters are the whole seam between the API's models and the store's rows: typed
-// columns from the model, the record exactly as the API sent it in Raw.
-
-func workspaceRow(w *datorama.Workspace) load.WorkspaceRow {
+// Workspace converts one workspace of the workspace list.
+func Workspace(w *datorama.Workspace) load.WorkspaceRow {
 	return load.WorkspaceRow{
 		ID:         w.ID,
 		Name:       w.Name,
@@ -19,9 +17,9 @@ func workspaceRow(w *datorama.Workspace) load.WorkspaceRow {
 	}
 }
 
-// streamRow converts a stream listed under workspace wsID; the listing's workspace wins
-// when the record does not name one.
-func streamRow(wsID int64, s *datorama.Stream) load.StreamRow {
+// Stream converts a stream listed (or answered) under workspace wsID; wsID is used when
+// the record does not name its workspace.
+func Stream(wsID int64, s *datorama.Stream) load.StreamRow {
 	ws := orWorkspace(s.WorkspaceID, wsID)
 	return load.StreamRow{
 		ID:                s.ID,
@@ -43,8 +41,9 @@ func streamRow(wsID int64, s *datorama.Stream) load.StreamRow {
 	}
 }
 
-// jobRow converts a job read from the stats of stream streamID in workspace wsID.
-func jobRow(wsID, streamID int64, j *datorama.Job) load.JobRow {
+// Job converts a job of stream streamID in workspace wsID, read from the stream's stats or
+// answered by a call that created it.
+func Job(wsID, streamID int64, j *datorama.Job) load.JobRow {
 	return load.JobRow{
 		ID:                 j.ID,
 		StreamID:           streamID,
@@ -60,11 +59,13 @@ func jobRow(wsID, streamID int64, j *datorama.Job) load.JobRow {
 	}
 }
 
-func mappingRow(wsID, streamID int64, m *datorama.Mapping) load.MappingRow {
+// Mapping converts the mapping of stream streamID in workspace wsID.
+func Mapping(wsID, streamID int64, m *datorama.Mapping) load.MappingRow {
 	return load.MappingRow{StreamID: streamID, WorkspaceID: wsID, Raw: m.Raw}
 }
 
-func fieldRows(wsID int64, fs []datorama.Field) []load.FieldRow {
+// Fields converts a workspace's dimensions or measurements.
+func Fields(wsID int64, fs []datorama.Field) []load.FieldRow {
 	out := make([]load.FieldRow, len(fs))
 	for i := range fs {
 		out[i] = load.FieldRow{WorkspaceID: wsID, SystemName: fs[i].SystemName, DisplayName: fs[i].DisplayName, Raw: fs[i].Raw}
@@ -72,7 +73,8 @@ func fieldRows(wsID int64, fs []datorama.Field) []load.FieldRow {
 	return out
 }
 
-func harmonizedRows(wsID int64, hs []datorama.HarmonizedDimension) []load.HarmonizedDimensionRow {
+// HarmonizedDimensions converts a workspace's harmonized dimensions.
+func HarmonizedDimensions(wsID int64, hs []datorama.HarmonizedDimension) []load.HarmonizedDimensionRow {
 	out := make([]load.HarmonizedDimensionRow, len(hs))
 	for i := range hs {
 		out[i] = load.HarmonizedDimensionRow{
@@ -83,7 +85,8 @@ func harmonizedRows(wsID int64, hs []datorama.HarmonizedDimension) []load.Harmon
 	return out
 }
 
-func patternRows(wsID int64, ps []datorama.Pattern) []load.PatternRow {
+// Patterns converts a workspace's patterns.
+func Patterns(wsID int64, ps []datorama.Pattern) []load.PatternRow {
 	out := make([]load.PatternRow, len(ps))
 	for i := range ps {
 		out[i] = load.PatternRow{
@@ -95,7 +98,8 @@ func patternRows(wsID int64, ps []datorama.Pattern) []load.PatternRow {
 	return out
 }
 
-func calcRows(wsID int64, cs []datorama.CalculatedMeasurement) []load.CalculatedMeasurementRow {
+// CalculatedMeasurements converts a workspace's calculated measurements.
+func CalculatedMeasurements(wsID int64, cs []datorama.CalculatedMeasurement) []load.CalculatedMeasurementRow {
 	out := make([]load.CalculatedMeasurementRow, len(cs))
 	for i := range cs {
 		out[i] = load.CalculatedMeasurementRow{
