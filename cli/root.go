@@ -40,6 +40,9 @@ type globalOptions struct {
 	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
+	// atExit runs once the command has returned and its exit code is decided (waiting
+	// for notifications to be delivered).
+	atExit []func()
 }
 
 // commandFactories are the constructors of the top-level commands; each command's file
@@ -143,6 +146,11 @@ func Do(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // DoContext is Do with a caller-supplied context, for tests.
 func DoContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	g := &globalOptions{stdin: stdin, stdout: stdout, stderr: stderr}
+	defer func() {
+		for _, f := range g.atExit {
+			f()
+		}
+	}()
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
