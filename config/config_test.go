@@ -135,8 +135,11 @@ func TestRepoSchedulesFile(t *testing.T) {
 	if len(c.Warnings) != 0 {
 		t.Errorf("warnings: %v", c.Warnings)
 	}
-	if got, want := len(c.Schedules), 5; got != want {
+	if got, want := len(c.Schedules), 6; got != want {
 		t.Errorf("%d schedules, want %d", got, want)
+	}
+	if r, ok := c.Schedule("rerun-failed-hourly"); !ok || r.After != "jobs-hourly" || r.When != WhenOK || r.Cron != "" {
+		t.Errorf("the example should show a chained schedule: %+v", r)
 	}
 	kinds := map[string]bool{}
 	for _, s := range c.Schedules {

@@ -166,3 +166,15 @@ func TestWebhookTargetsSkipsUnreadable(t *testing.T) {
 		t.Errorf("got %d targets and %v; want the set one and an error naming the unset variable", len(ts), err)
 	}
 }
+
+// TestExampleNotifyFile: the walkthrough's example file is valid, with the URL set.
+func TestExampleNotifyFile(t *testing.T) {
+	opts := ValidateOptions{CheckTokens: true, LookupEnv: testEnv(map[string]string{EnvToken: testTokenValue, "DRX_WEBHOOK_URL": "http://127.0.0.1:8080/_sim/webhook"})}
+	c, err := LoadWithOptions("../examples/notify.yaml", opts)
+	if err != nil {
+		t.Fatalf("examples/notify.yaml is invalid:\n%v", err)
+	}
+	if len(c.Notify.Webhooks) != 1 || c.StreamFailingAfter() != 3 || c.Store.DuckDBPath() != filepath.Join("..", "data", "datorama.duckdb") {
+		t.Errorf("unexpected example: %+v, store %s", c.Notify, c.Store.DuckDBPath())
+	}
+}
