@@ -147,7 +147,7 @@ func (c *Config) readWebhooks(lookupEnv func(string) (string, bool)) ([]WebhookT
 		} else {
 			key += ".env"
 		}
-		tok, warning, kind, problem := readWebhookURL(w.URL, lookupEnv)
+		tok, warning, problem, kind := readWebhookURL(w.URL, lookupEnv)
 		if warning != "" {
 			warns = append(warns, Warning{File: c.Path, Line: c.line(key), Key: key, Msg: warning})
 		}
@@ -167,32 +167,32 @@ func (c *Config) readWebhooks(lookupEnv func(string) (string, bool)) ([]WebhookT
 //
 // It is the generic secret reading of a source with "webhook URL" as the noun; when the
 // token source becomes a general secret source it is that reader plus the URL check.
-func readWebhookURL(s TokenSource, lookupEnv func(string) (string, bool)) (t Token, warning string, kind error, problem string) {
+func readWebhookURL(s TokenSource, lookupEnv func(string) (string, bool)) (t Token, warning, problem string, kind error) {
 	var v, where string
 	switch {
 	case s.Env != "" && s.File == "":
 		val, ok := lookupEnv(s.Env)
 		switch {
 		case !ok:
-			return Token{}, "", ErrMissingToken, fmt.Sprintf("environment variable %s is not set", s.Env)
+			return Token{}, "", fmt.Sprintf("environment variable %s is not set", s.Env), ErrMissingToken
 		case strings.TrimSpace(val) == "":
-			return Token{}, "", ErrMissingToken, fmt.Sprintf("environment variable %s is empty", s.Env)
+			return Token{}, "", fmt.Sprintf("environment variable %s is empty", s.Env), ErrMissingToken
 		}
 		v, where = val, "environment variable "+s.Env
 	case s.File != "" && s.Env == "":
 		val, w, p := readSecretFile(s.File, "webhook URL file")
 		if p != "" {
-			return Token{}, w, ErrMissingToken, p
+			return Token{}, w, p, ErrMissingToken
 		}
 		v, warning, where = val, w, "webhook URL file "+s.File
 	default:
-		return Token{}, "", ErrBadTokenSource, "want {env: NAME} or {file: PATH}"
+		return Token{}, "", "want {env: NAME} or {file: PATH}", ErrBadTokenSource
 	}
 	v = strings.TrimSpace(v)
 	if msg := checkWebhookURL(v); msg != "" {
-		return Token{}, warning, ErrBadTokenSource, fmt.Sprintf("%s %s (value not shown)", where, msg)
+		return Token{}, warning, fmt.Sprintf("%s %s (value not shown)", where, msg), ErrBadTokenSource
 	}
-	return NewToken(s.String(), v), warning, nil, ""
+	return NewToken(s.String(), v), warning, "", nil
 }
 
 // checkWebhookURL says why v is not a usable webhook URL, without quoting it; "" when it

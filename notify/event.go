@@ -99,7 +99,11 @@ func (e *Event) summary() string {
 			fmt.Fprintf(&b, ", resets %s", e.QuotaReset.UTC().Format(time.RFC3339))
 		}
 	case EventActionsFailed:
-		fmt.Fprintf(&b, "%d action items failed again (found by %s; drextract actions log)", e.Counts.ItemsFailed, run)
+		by := run
+		if e.RunID == 0 {
+			by = "a follow-up"
+		}
+		fmt.Fprintf(&b, "%d action items failed again (found by %s; drextract actions log)", e.Counts.ItemsFailed, by)
 	case EventStreamFailing:
 		if s := e.Stream; s != nil {
 			fmt.Fprintf(&b, "data stream %d %q (workspace %d) failed %d times in a row", s.ID, s.Name, s.WorkspaceID, e.Counts.ConsecutiveFailures)

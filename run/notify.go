@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/drextract/drextract/action"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/notify"
 )
@@ -57,15 +58,41 @@ func (r *Runner) notify(ctx context.Context, st *load.Store, res *Result) {
 		n.Notify(ev)
 	}
 	if fu := res.FollowUp; fu != nil && fu.Failed > 0 {
-		ev := base
-		ev.Event = notify.EventActionsFailed
-		ev.Message = fmt.Sprintf("outcomes decided now: %d failed, %d succeeded, %d still pending; select * from action_items where outcome = 'failed'",
-			fu.Failed, fu.Succeeded, fu.Pending)
-		n.Notify(ev)
+		n.Notify(actionsFailed(base, *fu))
 	}
 	if res.Crawl != nil && res.RunID != 0 && n.Wants(notify.EventStreamFailing) {
 		r.notifyFailingStreams(context.WithoutCancel(ctx), st, res, base)
 	}
+}
+
+// actionsFailed is the actions_failed event of a follow-up that found failed items.
+func actionsFailed(base notify.Event, fu action.FollowUpStats) notify.Event {
+	ev := base
+	ev.Event = notify.EventActionsFailed
+	ev.Counts.ItemsFailed, ev.Counts.ItemsSucceeded, ev.Counts.ItemsPending = fu.Failed, fu.Succeeded, fu.Pending
+	ev.Message = fmt.Sprintf("outcomes decided now: %d failed, %d succeeded, %d still pending; select * from action_items where outcome = 'failed'",
+		fu.Failed, fu.Succeeded, fu.Pending)
+	return ev
+}
+
+// KindFollowUp names the follow-up of `drextract actions follow-up` in notifications; it
+// writes no runs row.
+const KindFollowUp = "follow-up"
+
+// FollowUp fills in the outcomes of earlier action items from the store, as every crawl
+// and action run does after its work, and notifies actions_failed when items failed.
+func (r *Runner) FollowUp(ctx context.Context, st *load.Store) (action.FollowUpStats, error) {
+	start := r.clock().Now()
+	fu, err := action.FollowUp(ctx, st.DB())
+	if err != nil {
+		return fu, fmt.Errorf("following up actions: %w", err)
+	}
+	if fu.Failed > 0 && r.Notifier != nil && ctx.Err() == nil {
+		end := r.clock().Now()
+		r.Notifier.Notify(actionsFailed(notify.Event{Status: load.RunOK, Kind: KindFollowUp, Schedule: r.schedule(),
+			StartedAt: start.UTC(), EndedAt: end.UTC()}, fu))
+	}
+	return fu, nil
 }
 
 // notifyFailingStreams sends one stream_failing event per stream the crawl brought to the

@@ -297,6 +297,21 @@ func TestNotifiesActionsFailedAgain(t *testing.T) {
 		ev.Text != fmt.Sprintf("drextract: %d action items failed again (found by extract run %d (schedule test); drextract actions log): %s", len(ids), res.RunID, ev.Message) {
 		t.Errorf("actions_failed event %+v", ev)
 	}
+
+	// `drextract actions follow-up` goes through the same step: outcomes left undecided
+	// (say, by a crawl of an older drextract) are decided and notified.
+	if _, err := e.store.DB().Exec(`UPDATE action_items SET outcome = NULL, outcome_at = NULL WHERE run_id = $1`, act.Action.Report.RunID); err != nil {
+		t.Fatal(err)
+	}
+	fu, err := e.runner.FollowUp(ctx, e.store)
+	if err != nil || fu.Failed != len(ids) {
+		t.Fatalf("follow-up: %+v, %v", fu, err)
+	}
+	ev = e.hook.nextRunEvent()
+	if ev.Event != notify.EventActionsFailed || ev.Kind != KindFollowUp || ev.RunID != 0 || ev.Counts.ItemsFailed != len(ids) ||
+		!strings.HasPrefix(ev.Text, fmt.Sprintf("drextract: %d action items failed again (found by a follow-up; ", len(ids))) {
+		t.Errorf("actions_failed event of the follow-up %+v", ev)
+	}
 }
 
 // TestStreamFailingOnce: a stream that keeps failing is notified once, by the crawl that

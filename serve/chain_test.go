@@ -121,15 +121,6 @@ func inBubble(t *testing.T, f func(t *testing.T)) {
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func failOn(name string, attempts ...int) func(string, int) (Outcome, error) {
-	return func(n string, attempt int) (Outcome, error) {
-		if n == name && slices.Contains(attempts, attempt) {
-			return Outcome{Status: StatusFailed}, fmt.Errorf("%s failed", n)
-		}
-		return Outcome{}, nil
-	}
-}
-
 // TestChainRunsAfterItsLeader: a schedule with after runs right after each run of its
 // leader that ended ok; with when: always after any ending; a leader that failed fires
 // nothing with when: ok, and a chain goes on (rerun after hourly, export after rerun).
