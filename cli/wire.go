@@ -82,9 +82,12 @@ func commandLogger(g *globalOptions) *slog.Logger {
 	if err := level.UnmarshalText([]byte(strings.ToUpper(g.logLevel))); err != nil {
 		level = slog.LevelInfo
 	}
-	w := g.stderr
-	if w == nil {
-		w = io.Discard
+	var w io.Writer = io.Discard
+	switch {
+	case g.logOut != nil:
+		w = g.logOut
+	case g.stderr != nil:
+		w = g.stderr
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
