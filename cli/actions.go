@@ -177,7 +177,7 @@ func runActionsFollowUp(ctx context.Context, cmd *cobra.Command, g *globalOption
 		return err
 	}
 	defer closing(&err, closeStore)
-	st, err := action.FollowUp(ctx, store.DB())
+	st, err := w.runner(nil).FollowUp(ctx, store)
 	if err != nil {
 		return err
 	}

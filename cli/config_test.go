@@ -70,7 +70,7 @@ func TestConfigCheck(t *testing.T) {
 			setup:      func(t *testing.T, dir string) []string { return []string{"config", "check", "--config", repoFile} },
 			env:        map[string]string{"DATORAMA_TOKEN": token},
 			wantCode:   ExitOK,
-			wantStdout: "ok: 5 schedules, 1 reports, 1 token sources\n",
+			wantStdout: "ok: 6 schedules, 1 reports, 1 token sources\n",
 		},
 		{
 			name:     "the repository's schedules.yaml without DATORAMA_TOKEN",
@@ -88,7 +88,7 @@ func TestConfigCheck(t *testing.T) {
 				return []string{"config", "check", "--skip-tokens", "--config", repoFile}
 			},
 			wantCode:   ExitOK,
-			wantStdout: "ok: 5 schedules, 1 reports, 1 token sources\n",
+			wantStdout: "ok: 6 schedules, 1 reports, 1 token sources\n",
 		},
 		{
 			name: "several mistakes, one line each",

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os/signal"
 	"sort"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -40,6 +41,24 @@ type globalOptions struct {
 	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
+	// atExit runs once the command has returned and its exit code is decided (waiting
+	// for notifications to be delivered).
+	atExit []func()
+	// logOut is stderr for the logs and the final error, one write at a time: a
+	// notification being delivered in the background logs while the command prints.
+	logOut io.Writer
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // commandFactories are the constructors of the top-level commands; each command's file
@@ -143,6 +162,15 @@ func Do(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // DoContext is Do with a caller-supplied context, for tests.
 func DoContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	g := &globalOptions{stdin: stdin, stdout: stdout, stderr: stderr}
+	if stderr != nil {
+		g.logOut = &lockedWriter{w: stderr}
+		stderr = g.logOut
+	}
+	defer func() {
+		for _, f := range g.atExit {
+			f()
+		}
+	}()
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)

@@ -49,6 +49,11 @@ life, so a second serve or a writing command (extract, act, export) is refused w
 holder's pid; read-only commands (query, status) keep working. The live store is open only
 while a run writes, and serving.duckdb is published after every run.
 
+A schedule with "after: OTHER" runs right after each run of OTHER that ended ok (or any
+that ended, with "when: always"), ahead of the runs waiting. With notify.webhooks in the
+configuration, runs that end failed, partial or quota_exhausted, action items that failed
+again and streams that keep failing are posted to the webhooks (drextract notify test).
+
 A read-only HTTP endpoint answers on --listen (loopback only unless --listen-any):
   GET /healthz   "ok"
   GET /status    JSON: schedules (last and next run, last result), budget per token

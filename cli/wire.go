@@ -17,6 +17,7 @@ import (
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/extract"
 	"github.com/drextract/drextract/load"
+	"github.com/drextract/drextract/notify"
 	"github.com/drextract/drextract/ratelimit"
 	"github.com/drextract/drextract/run"
 )
@@ -36,6 +37,10 @@ type wiring struct {
 	// timestamps uses ($now, resets, cooldowns, freshness).
 	api *clock.Remote
 	log *slog.Logger
+	g   *globalOptions
+
+	secrets  []string         // the tokens read, never to be sent in a notification
+	notifier *notify.Notifier // built once, by the first runner
 }
 
 // wireHooks lets tests run commands on a virtual clock.
@@ -60,7 +65,7 @@ func loadWiring(cmd *cobra.Command, g *globalOptions) (*wiring, error) {
 		o.DataDir = g.dataDir
 	}
 	cfg.Resolve(o)
-	w := &wiring{cfg: cfg, log: commandLogger(g)}
+	w := &wiring{cfg: cfg, log: commandLogger(g), g: g}
 	for _, warn := range cfg.Warnings {
 		w.log.Warn(warn.String())
 	}
@@ -92,9 +97,12 @@ func commandLogger(g *globalOptions) *slog.Logger {
 	if err := level.UnmarshalText([]byte(strings.ToUpper(g.logLevel))); err != nil {
 		level = slog.LevelInfo
 	}
-	w := g.stderr
-	if w == nil {
-		w = io.Discard
+	var w io.Writer = io.Discard
+	switch {
+	case g.logOut != nil:
+		w = g.logOut
+	case g.stderr != nil:
+		w = g.stderr
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
@@ -115,6 +123,7 @@ func (w *wiring) tokens() ([]string, error) {
 			values = append(values, v)
 		}
 	}
+	w.secrets = append(w.secrets, values...)
 	if len(values) == 0 {
 		return nil, usage(errors.New("no API token: set DATORAMA_TOKEN (and DATORAMA_TOKEN_2, … for more) or name token sources under api.tokens"))
 	}
@@ -187,9 +196,53 @@ func (w *wiring) openStore(ctx context.Context) (st *load.Store, closeStore func
 	return st, func() error { return errors.Join(st.Close(), unlock()) }, nil
 }
 
-// runner is the run layer for one command's runs over pool (nil: runs that call no API).
+// runner is the run layer for one command's runs over pool (nil: runs that call no API),
+// telling the configured webhooks how its runs end.
 func (w *wiring) runner(pool *ratelimit.Pool) *run.Runner {
-	return &run.Runner{Config: w.cfg, Clock: w.api, Log: w.log, Pool: pool, UserAgent: "drextract/" + Version}
+	return &run.Runner{Config: w.cfg, Clock: w.api, Log: w.log, Pool: pool, UserAgent: "drextract/" + Version,
+		Notifier: w.runNotifier()}
+}
+
+// notifyDrain bounds how long a command waits, once its exit code is decided, for the
+// webhooks to take its notifications.
+const notifyDrain = 20 * time.Second
+
+// runNotifier is the Notifier of the configured webhooks (nil without any), built once
+// per command. A webhook whose URL cannot be read is logged and left out: a notification
+// never fails a run (config check reports it). The command waits for it to deliver, at
+// most notifyDrain, after its exit code is decided (globalOptions.atExit).
+func (w *wiring) runNotifier() *notify.Notifier {
+	if w.notifier != nil || w.cfg.Notify == nil {
+		return w.notifier
+	}
+	targets, warns, err := w.cfg.WebhookTargets()
+	for _, warn := range warns {
+		w.log.Warn(warn.String())
+	}
+	for _, e := range config.AsErrors(err) {
+		w.log.Warn("a webhook is left out: "+e.Error(), "component", "notify")
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	w.notifier = notify.New(w.notifyOptions(targets))
+	n := w.notifier
+	w.g.atExit = append(w.g.atExit, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), notifyDrain)
+		defer cancel()
+		n.Close(ctx)
+	})
+	return n
+}
+
+// notifyOptions are the Notifier's options for targets: the tokens read so far are
+// scrubbed from every event, as the URLs are.
+func (w *wiring) notifyOptions(targets []config.WebhookTarget) notify.Options {
+	o := notify.Options{Secrets: w.secrets, Clock: w.api, Logger: w.log, UserAgent: "drextract/" + Version}
+	for _, t := range targets {
+		o.Webhooks = append(o.Webhooks, notify.Webhook{URL: t.URL.Value(), Events: t.Events})
+	}
+	return o
 }
 
 // writer is what a command that writes the store needs: the run layer (over the tokens'

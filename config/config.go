@@ -56,6 +56,12 @@ const (
 	ConcurrencySkip  = "skip"  // skip this firing
 )
 
+// When a chained schedule (after:) fires.
+const (
+	WhenOK     = "ok"     // only after a run of the leader that ended ok (the default)
+	WhenAlways = "always" // after every run of the leader, whatever its outcome
+)
+
 // Report write modes.
 const (
 	ModeReplace = "replace" // replace the rows of the covered date range (the default)
@@ -76,6 +82,8 @@ type Config struct {
 	SQLTimeout string      `yaml:"sql_timeout"`
 	Reports    []Report    `yaml:"reports"`
 	Schedules  []*Schedule `yaml:"schedules"`
+	// Notify says where failures are reported; nil when the file has no notify section.
+	Notify *Notify `yaml:"notify"`
 
 	// Path is the file the configuration came from; "" for Default.
 	Path string `yaml:"-"`
@@ -222,7 +230,12 @@ type Schedule struct {
 	// Cron is 5 fields (or @hourly, @daily, …) with an optional "TZ=Zone " or
 	// "CRON_TZ=Zone " prefix. Without one, times are read in the zone of the time given to
 	// Next (the machine's local zone with the real clock).
-	Cron        string `yaml:"cron"`
+	Cron string `yaml:"cron"`
+	// After names another schedule: this one fires when that one's run ends (with the
+	// outcome When asks for), instead of or besides Cron.
+	After string `yaml:"after"`
+	// When is WhenOK (default, with After) or WhenAlways.
+	When        string `yaml:"when"`
 	Concurrency string `yaml:"concurrency"` // ConcurrencyQueue (default) or ConcurrencySkip
 	MaxCalls    int    `yaml:"max_calls"`   // per-run API call cap; 0: none
 
@@ -235,11 +248,14 @@ type Schedule struct {
 }
 
 // Next returns the first fire time strictly after after, or the zero time if the
-// schedule never fires again (or its cron expression is invalid). It is safe for
+// schedule never fires again (or has no cron expression, or an invalid one). It is safe for
 // concurrent use. A Schedule built in code rather than loaded parses Cron on each call.
 func (s *Schedule) Next(after time.Time) time.Time {
 	spec := s.spec
 	if spec == nil {
+		if s.Cron == "" {
+			return time.Time{}
+		}
 		var err error
 		if spec, _, err = parseCron(s.Cron); err != nil {
 			return time.Time{}
@@ -365,6 +381,7 @@ func (c *Config) applyDefaults(dir string, lookupEnv func(string) (string, bool)
 	if !c.has("budget.daily_quota") {
 		c.Budget.DailyQuota = 20000
 	}
+	c.notifyDefaults(dir)
 	for i := range c.Reports {
 		setDefault(&c.Reports[i].Mode, ModeReplace)
 		if s := c.Reports[i].Sort; s != nil {
@@ -376,6 +393,9 @@ func (c *Config) applyDefaults(dir string, lookupEnv func(string) (string, bool)
 			continue
 		}
 		setDefault(&s.Concurrency, ConcurrencyQueue)
+		if s.After != "" {
+			setDefault(&s.When, WhenOK)
+		}
 		// A kind written with no value ("export:") is still that kind.
 		p := fmt.Sprintf("schedules[%d].", i)
 		if s.Extract == nil && c.has(p+"extract") {

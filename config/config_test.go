@@ -136,8 +136,11 @@ func TestRepoSchedulesFile(t *testing.T) {
 	if len(c.Warnings) != 0 {
 		t.Errorf("warnings: %v", c.Warnings)
 	}
-	if got, want := len(c.Schedules), 5; got != want {
+	if got, want := len(c.Schedules), 6; got != want {
 		t.Errorf("%d schedules, want %d", got, want)
+	}
+	if r, ok := c.Schedule("rerun-failed-hourly"); !ok || r.After != "jobs-hourly" || r.When != WhenOK || r.Cron != "" {
+		t.Errorf("the example should show a chained schedule: %+v", r)
 	}
 	kinds := map[string]bool{}
 	for _, s := range c.Schedules {
@@ -217,7 +220,7 @@ func TestStructuralErrorsAreAllReported(t *testing.T) {
 	src := "version: 1\nbudjet: {}\napi:\n  sandbox: 1\n  regoin: us2\nschedules:\n  - name: a\n    cron: [1]\n    max_calls: 2.5\n"
 	_, err := Parse("x.yaml", []byte(src), testOptions())
 	want := []string{
-		`x.yaml:2: budjet: unknown key "budjet" (known keys: version, api, store, budget, selections_dir, sql_timeout, reports, schedules)`,
+		`x.yaml:2: budjet: unknown key "budjet" (known keys: version, api, store, budget, selections_dir, sql_timeout, reports, schedules, notify)`,
 		`x.yaml:4: api.sandbox: want true or false, got an integer`,
 		`x.yaml:5: api.regoin: unknown key "regoin" (known keys: base_url, region, sandbox, tokens)`,
 		`x.yaml:8: schedules[0].cron: want a string, got a list`,

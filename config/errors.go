@@ -29,6 +29,9 @@ var (
 	ErrBadTableName     = errors.New("bad table name")
 	ErrBadTokenSource   = errors.New("bad token source")
 	ErrMissingToken     = errors.New("missing token")
+	ErrUnknownEvent     = errors.New("unknown notify event")
+	ErrUnknownSchedule  = errors.New("unknown schedule")
+	ErrScheduleCycle    = errors.New("schedules chained in a cycle")
 )
 
 // Error is one mistake in a configuration file. It prints as one line,

@@ -26,7 +26,8 @@ func FuzzLoad(f *testing.F) {
 	}
 	kinds := []error{ErrSyntax, ErrUnknownKey, ErrDuplicateKey, ErrBadType, ErrMissingKey, ErrBadValue, ErrBadVersion,
 		ErrInvalidCron, ErrInvalidTimezone, ErrUnknownEntity, ErrUnknownSelection, ErrUnknownReport, ErrDuplicateName,
-		ErrRunKind, ErrBadDateRange, ErrBadTableName, ErrBadTokenSource, ErrMissingToken}
+		ErrRunKind, ErrBadDateRange, ErrBadTableName, ErrBadTokenSource, ErrMissingToken, ErrUnknownEvent,
+		ErrUnknownSchedule, ErrScheduleCycle}
 	opts := ValidateOptions{
 		KnownSelections: func(name string) bool { return strings.HasPrefix(name, "failed") },
 		LookupEnv:       testEnv(map[string]string{"DRX_TEST_TOKEN": testTokenValue}),
@@ -59,10 +60,14 @@ func FuzzLoad(f *testing.F) {
 			return
 		}
 		for _, s := range c.Schedules {
-			if s.spec == nil {
+			if s.Cron == "" {
+				// A chained schedule fires after its leader; it must have one.
+				if _, ok := c.Schedule(s.After); !ok || s.After == s.Name {
+					t.Errorf("schedule %q has no cron and no leader (after %q)", s.Name, s.After)
+				}
+			} else if s.spec == nil {
 				t.Fatalf("schedule %q loaded without a parsed cron", s.Name)
-			}
-			if s.Next(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
+			} else if s.Next(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
 				t.Errorf("schedule %q (%q) never fires", s.Name, s.Cron)
 			}
 			if s.Kind() == "" {

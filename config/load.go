@@ -430,6 +430,11 @@ func (w *walker) typeError(n ast.Node, path string, want reflect.Type) {
 		w.errorf(ErrBadType, n, path, "the file must be a mapping of keys (version, api, store, budget, selections_dir, sql_timeout, reports, schedules), not %s", nodeKind(n))
 		return
 	}
+	if want == reflect.TypeFor[TokenSource]() {
+		// Someone wrote the secret itself (a token, a webhook URL): never echo it.
+		w.errorf(ErrBadTokenSource, n, path, "want {env: NAME} or {file: PATH}, got %s (value not shown); the secret itself never goes in this file", nodeKind(n))
+		return
+	}
 	w.errorf(ErrBadType, n, path, "want %s, got %s", typeKind(want), nodeKind(n))
 }
 

@@ -204,33 +204,39 @@ func (c *Config) readTokens(lookupEnv func(string) (string, bool)) ([]Token, []W
 // readTokenFile returns the file's content, a warning when group or others may read it,
 // and a problem (never including the content) when it cannot be used.
 func readTokenFile(path string) (value, warning, problem string) {
+	return readSecretFile(path, "token file")
+}
+
+// readSecretFile is readTokenFile for a file described as what ("token file", "DSN
+// file").
+func readSecretFile(path, what string) (value, warning, problem string) {
 	f, err := os.Open(path)
 	if err != nil {
 		switch {
 		case os.IsNotExist(err):
-			return "", "", fmt.Sprintf("token file %s does not exist", path)
+			return "", "", fmt.Sprintf("%s %s does not exist", what, path)
 		case os.IsPermission(err):
-			return "", "", fmt.Sprintf("token file %s is not readable by this user", path)
+			return "", "", fmt.Sprintf("%s %s is not readable by this user", what, path)
 		}
-		return "", "", fmt.Sprintf("cannot open token file %s", path)
+		return "", "", fmt.Sprintf("cannot open %s %s", what, path)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", "", fmt.Sprintf("cannot stat token file %s", path)
+		return "", "", fmt.Sprintf("cannot stat %s %s", what, path)
 	}
 	if !fi.Mode().IsRegular() {
-		return "", "", fmt.Sprintf("token file %s is not a regular file", path)
+		return "", "", fmt.Sprintf("%s %s is not a regular file", what, path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		warning = fmt.Sprintf("token file %s is accessible by group or others (mode %04o); chmod 600 it", path, perm)
+		warning = fmt.Sprintf("%s %s is accessible by group or others (mode %04o); chmod 600 it", what, path, perm)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile))
 	if err != nil {
-		return "", warning, fmt.Sprintf("cannot read token file %s", path)
+		return "", warning, fmt.Sprintf("cannot read %s %s", what, path)
 	}
 	if strings.TrimSpace(string(b)) == "" {
-		return "", warning, fmt.Sprintf("token file %s is empty", path)
+		return "", warning, fmt.Sprintf("%s %s is empty", what, path)
 	}
 	return string(b), warning, ""
 }

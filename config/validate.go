@@ -56,6 +56,16 @@ func (c *Config) Validate(opts ValidateOptions) error {
 	v.budget()
 	v.reports()
 	v.schedules()
+	v.notify()
+	if opts.CheckTokens {
+		_, warns, errs := c.readWebhooks(opts.lookupEnv())
+		c.Warnings = append(c.Warnings, warns...)
+		for _, e := range errs {
+			if !v.reported(e.Key) {
+				v.errs = append(v.errs, e)
+			}
+		}
+	}
 	if opts.CheckTokens {
 		_, warns, errs := c.readTokens(opts.lookupEnv())
 		c.Warnings = append(c.Warnings, warns...)
@@ -353,8 +363,12 @@ func (v *validator) schedules() {
 			continue
 		}
 		v.name(p, s.Name, names, "schedule")
-		if s.Cron == "" {
-			v.add(ErrMissingKey, p+".cron", "missing; e.g. \"5 * * * *\" or \"TZ=Europe/Paris 0 7 * * *\"")
+		if s.Cron == "" && s.After == "" {
+			v.add(ErrMissingKey, p+".cron", "missing; give cron (e.g. \"5 * * * *\" or \"TZ=Europe/Paris 0 7 * * *\"), after (the schedule whose runs this one follows), or both")
+		} else if s.Cron == "" {
+			if v.c.has(p + ".cron") {
+				v.add(ErrInvalidCron, p+".cron", "empty cron expression; leave the key out to run only after %s", quoteKey(s.After))
+			}
 		} else if spec, _, err := parseCron(s.Cron); err != nil {
 			ce := err.(*cronError)
 			v.add(ce.kind, p+".cron", "%s", ce.msg)
@@ -369,6 +383,7 @@ func (v *validator) schedules() {
 		if s.MaxCalls < 0 {
 			v.add(ErrBadValue, p+".max_calls", "want a positive call cap (or none), got %d", s.MaxCalls)
 		}
+		v.when(p, s)
 		v.runKind(p, s)
 		switch {
 		case s.Extract != nil:
@@ -383,6 +398,76 @@ func (v *validator) schedules() {
 			}
 		}
 	}
+	v.chains()
+}
+
+// when checks a schedule's when: one of its values, and only with after.
+func (v *validator) when(p string, s *Schedule) {
+	switch {
+	case !v.c.has(p + ".when"):
+	case s.After == "":
+		v.add(ErrBadValue, p+".when", "when applies to a chained schedule; give after: SCHEDULE too, or leave when out")
+	case s.When != WhenOK && s.When != WhenAlways:
+		v.add(ErrBadValue, p+".when", "%s; want ok (after a run that ended ok, the default) or always (after every run)", quoteKey(s.When))
+	}
+}
+
+// chains checks the after: links: each names another schedule, and following them never
+// comes back to where it started (each schedule follows at most one, so a chain either
+// reaches a schedule with a cron or loops). One error per cycle, at the after of its first
+// schedule in the file.
+func (v *validator) chains() {
+	byName := map[string]int{}
+	for i, s := range v.c.Schedules {
+		if s != nil && s.Name != "" {
+			if _, dup := byName[s.Name]; !dup {
+				byName[s.Name] = i
+			}
+		}
+	}
+	reported := map[int]bool{}
+	for i, s := range v.c.Schedules {
+		if s == nil || s.After == "" {
+			continue
+		}
+		p := fmt.Sprintf("schedules[%d].after", i)
+		if _, ok := byName[s.After]; !ok {
+			v.add(ErrUnknownSchedule, p, "no schedule named %s to run after", quoteKey(s.After))
+			continue
+		}
+		// Follow the leaders from i; a cycle through i comes back to i.
+		path := []string{s.Name}
+		seen := map[int]bool{i: true}
+		for j := i; ; {
+			next, ok := byName[v.c.Schedules[j].After]
+			if v.c.Schedules[j].After == "" || !ok {
+				break
+			}
+			path = append(path, v.c.Schedules[next].Name)
+			if next == i {
+				if !reported[i] {
+					for k := range seen {
+						reported[k] = true
+					}
+					v.add(ErrScheduleCycle, p, "schedules run after each other in a cycle: %s; start the chain with a schedule that has a cron and no after",
+						strings.Join(reverse(path), " → "))
+				}
+				break
+			}
+			if seen[next] {
+				break // a cycle further up the chain, reported from one of its members
+			}
+			seen[next] = true
+			j = next
+		}
+	}
+}
+
+// reverse returns the chain in the order the runs happen (leader first).
+func reverse(path []string) []string {
+	out := slices.Clone(path)
+	slices.Reverse(out)
+	return out
 }
 
 func (v *validator) runKind(p string, s *Schedule) {

@@ -45,7 +45,7 @@ func (r *Runner) Action(ctx context.Context, st *load.Store, o ActionOptions) *R
 		eng.Budget = func() action.BudgetView { return PoolBudgetView(r.Pool) }
 	}
 	if o.DryRun {
-		res := &Result{Kind: KindAction, Status: RunDryRun, Action: &ActionDetails{}}
+		res := &Result{Kind: KindAction, Status: RunDryRun, Action: &ActionDetails{}, Started: r.clock().Now()}
 		res.Err = r.plan(ctx, eng, o, res.Action)
 		if res.Err == nil {
 			res.Action.Report, res.Err = eng.Execute(ctx, res.Action.Plan, true, o.Out)
@@ -53,6 +53,7 @@ func (r *Runner) Action(ctx context.Context, st *load.Store, o ActionOptions) *R
 		if res.Err != nil {
 			res.Status = load.RunFailed
 		}
+		r.notify(ctx, st, res)
 		return res
 	}
 	res := r.record(ctx, st, KindAction, func(ctx context.Context, res *Result) error {

@@ -78,6 +78,9 @@ func (d *Daemon) Run(ctx context.Context, sc *config.Schedule) (out serve.Outcom
 				d.runner.log().Error("closing the run left running", "error", ferr)
 			}
 			out, err = serve.Outcome{Status: load.RunFailed}, perr
+			r := *d.runner
+			r.Schedule = sc.Name
+			r.notify(ctx, st, &Result{Kind: sc.Kind(), Status: load.RunFailed, Err: perr})
 		}
 	}()
 	res := d.dispatch(ctx, st, sc)

@@ -29,7 +29,7 @@ type CrawlDetails struct {
 // read and publishes. Incremental crawls spend scheduled calls (they leave the daily
 // reserve alone); a full one spends backfill calls. The crawl records itself in runs.
 func (r *Runner) Extract(ctx context.Context, st *load.Store, o ExtractOptions) *Result {
-	res := &Result{Kind: KindExtract}
+	res := &Result{Kind: KindExtract, Started: r.clock().Now()}
 	if o.Full {
 		res.Kind = KindExtractFull
 	}
@@ -37,6 +37,7 @@ func (r *Runner) Extract(ctx context.Context, st *load.Store, o ExtractOptions) 
 	client, err := r.client(audit)
 	if err != nil {
 		res.Status, res.Err = load.RunFailed, err
+		r.notify(ctx, st, res)
 		return res
 	}
 	prio := ratelimit.Scheduled
@@ -60,7 +61,8 @@ func (r *Runner) Extract(ctx context.Context, st *load.Store, o ExtractOptions) 
 		return res
 	}
 	if res.RunID == 0 {
-		return res // the crawl could not start: nothing to follow up or publish
+		r.notify(ctx, st, res) // the crawl could not start: nothing to follow up or publish
+		return res
 	}
 	// Outcomes of earlier bulk actions come from the jobs just crawled; a crawl that
 	// failed half-way still committed what it read.

@@ -12,6 +12,7 @@ import (
 	"github.com/drextract/drextract/config"
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/load"
+	"github.com/drextract/drextract/notify"
 	"github.com/drextract/drextract/ratelimit"
 )
 
@@ -47,6 +48,9 @@ type Runner struct {
 	UserAgent string
 	// Schedule names who started the runs: "cli" or the schedule's name.
 	Schedule string
+	// Notifier, when set, hears how every run ended (the last step of each run); nil
+	// sends nothing.
+	Notifier *notify.Notifier
 }
 
 // Result is how one run ended, with what each kind has to tell.
@@ -65,6 +69,9 @@ type Result struct {
 	Err error
 	// Interrupted says the caller's context ended the run.
 	Interrupted bool
+	// Started and Ended bound the run: from before its runs row was written to after
+	// its publish was recorded.
+	Started, Ended time.Time
 
 	// Publish is how publishing after the run went (nil: not attempted).
 	Publish *PublishResult
@@ -190,8 +197,8 @@ func (m multiObserver) ObserveCall(rec datorama.CallRecord) {
 // record wraps work that does not record itself in runs (everything but a crawl): a
 // runs row is started before it and finished after it, also when ctx was cancelled.
 func (r *Runner) record(ctx context.Context, st *load.Store, kind string, work func(ctx context.Context, res *Result) error) *Result {
-	res := &Result{Kind: kind, Status: load.RunOK, Rows: map[string]int{}}
-	id, err := st.StartRun(ctx, load.RunStart{Schedule: r.schedule(), Kind: kind, Started: r.clock().Now()})
+	res := &Result{Kind: kind, Status: load.RunOK, Rows: map[string]int{}, Started: r.clock().Now()}
+	id, err := st.StartRun(ctx, load.RunStart{Schedule: r.schedule(), Kind: kind, Started: res.Started})
 	if err != nil {
 		res.Status, res.Err = load.RunFailed, fmt.Errorf("recording the start of the %s run: %w", kind, err)
 		return res
@@ -225,14 +232,20 @@ func (r *Runner) finishRun(ctx context.Context, st *load.Store, res *Result) {
 	}
 }
 
-// after is what every run that wrote the store does once its work is recorded: publish
-// the copies readers use and record how that went on the runs row. A failed publish never
-// undoes the run; it makes an ok run partial, since readers do not see it yet. Nothing is
-// published once the caller cancelled: the copies stay whole and the next run publishes.
+// after is what every run does once its work is recorded: publish (when it wrote the
+// store), then notify.
 func (r *Runner) after(ctx context.Context, st *load.Store, res *Result) {
-	if ctx.Err() != nil || res.RunID == 0 {
-		return
+	if ctx.Err() == nil && res.RunID != 0 {
+		r.publishRun(ctx, st, res)
 	}
+	r.notify(ctx, st, res)
+}
+
+// publishRun publishes the copies readers use and records how that went on the runs row.
+// A failed publish never undoes the run; it makes an ok run partial, since readers do not
+// see it yet. Nothing is published once the caller cancelled: the copies stay whole and
+// the next run publishes.
+func (r *Runner) publishRun(ctx context.Context, st *load.Store, res *Result) {
 	pub := r.publish(ctx, st)
 	res.Publish = pub
 	if err := pub.Err(); err != nil && res.Status == load.RunOK {

@@ -9,6 +9,11 @@
 // to start) is queued behind it or skipped, as its concurrency says; a schedule waits in
 // the queue at most once, so a slow run never builds a backlog of the same schedule.
 //
+// Chains: a schedule with after: LEADER (instead of or besides a cron) is queued right
+// after each run of LEADER that ended ok (when: ok, the default) or that ended at all
+// (when: always), ahead of the runs already waiting, so a rerun sweep acts on the data
+// its crawl just wrote. A skipped firing of the leader is no run and fires nothing.
+//
 // Failures: a run that fails (an error, a "failed" outcome or a panic) is logged and
 // counted, and its schedule backs off: fire times that fall inside the back-off window
 // (1 min after the first failure, doubling up to 1 h by default) are skipped, so a broken

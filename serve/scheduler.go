@@ -117,6 +117,9 @@ type entry struct {
 
 	lastErr    string
 	lastErrLog time.Time
+
+	followers []*entry // the schedules that run after this one (after:), in file order
+	trigger   string   // why it is queued: "cron" or "after LEADER"
 }
 
 // RunRecord is the last result of a schedule, as /status shows it.
@@ -130,6 +133,8 @@ type RunRecord struct {
 	Rows       map[string]int `json:"rows,omitempty"`
 	Incomplete []string       `json:"incomplete,omitempty"`
 	Error      string         `json:"error,omitempty"`
+	// Trigger says what started the run: "cron", or "after NAME" for a chained run.
+	Trigger string `json:"trigger"`
 }
 
 // New checks the options and returns a Scheduler.
@@ -180,6 +185,9 @@ func New(o Options) (*Scheduler, error) {
 		}
 		s.entries = append(s.entries, &entry{sched: sc, kind: kind})
 	}
+	if err := s.link(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -208,6 +216,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	for _, e := range s.entries {
+		if e.sched.Cron == "" {
+			continue // it only runs after another (chain)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -290,7 +301,7 @@ func (s *Scheduler) fire(e *entry, at time.Time) {
 		s.metrics.queued(name)
 		s.log.Info("schedule queued behind the run under way", "schedule", name, "running", s.runningName(), "position", len(s.queue)+1)
 	}
-	e.queued = true
+	e.queued, e.trigger = true, "cron"
 	s.queue = append(s.queue, e)
 	select {
 	case s.wake <- struct{}{}:
@@ -359,9 +370,12 @@ func (s *Scheduler) runOne(ctx context.Context, e *entry) {
 	case status == "":
 		status = StatusOK
 	}
+	s.mu.Lock()
+	trigger := e.trigger
+	s.mu.Unlock()
 	rec := &RunRecord{
 		RunID: out.RunID, Started: start, Finished: end, Duration: out.Duration.Seconds(),
-		Status: status, Calls: out.Calls, Rows: out.Rows, Incomplete: out.Incomplete,
+		Status: status, Calls: out.Calls, Rows: out.Rows, Incomplete: out.Incomplete, Trigger: trigger,
 	}
 	if err != nil && status != StatusCanceled {
 		rec.Error = err.Error()
@@ -372,6 +386,7 @@ func (s *Scheduler) runOne(ctx context.Context, e *entry) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.chain(e, status)
 	e.last = rec
 	attrs := []any{"schedule", name, "kind", e.kind, "status", status, "calls", out.Calls,
 		"rows", sumRows(out.Rows), "duration", out.Duration.Round(time.Millisecond)}
@@ -450,6 +465,9 @@ type ScheduleStatus struct {
 	Name                string     `json:"name"`
 	Kind                string     `json:"kind"`
 	Cron                string     `json:"cron"`
+	After               string     `json:"after,omitempty"`     // the schedule it runs after
+	When                string     `json:"when,omitempty"`      // with after: ok or always
+	Followers           []string   `json:"followers,omitempty"` // the schedules that run after it
 	Concurrency         string     `json:"concurrency"`
 	NextRun             *time.Time `json:"next_run"`
 	LastRun             *RunRecord `json:"last_run"`
@@ -494,6 +512,9 @@ func (s *Scheduler) Snapshot() Snapshot {
 			Name:                e.sched.Name,
 			Kind:                e.kind,
 			Cron:                e.sched.Cron,
+			After:               e.sched.After,
+			When:                whenOf(e.sched),
+			Followers:           names(e.followers),
 			Concurrency:         concurrencyOf(e.sched),
 			NextRun:             timePtr(e.next),
 			LastSuccess:         timePtr(e.lastOK),

@@ -24,6 +24,8 @@ import (
 //	                                dupid=1,path=/v1/workspaces/*/data-streams; empty = none
 //	POST   /_sim/run?ids=1,2        start a scheduled-style run on these streams now
 //	POST   /_sim/mutate             one edit, JSON {"op": …}; see mutateRequest
+//	POST   /_sim/webhook            keep a notification's JSON body (a stand-in webhook)
+//	GET    /_sim/webhook            the notifications kept, oldest first
 func (s *Sim) controlRoutes() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /_sim/truth", func(w http.ResponseWriter, r *http.Request) {
@@ -81,6 +83,9 @@ func (s *Sim) controlRoutes() *http.ServeMux {
 		writeJSON(w, map[string]any{"started": ids})
 	})
 	m.HandleFunc("POST /_sim/mutate", s.serveMutate)
+	hooks := &webhookSink{}
+	m.HandleFunc("POST /_sim/webhook", hooks.post)
+	m.HandleFunc("GET /_sim/webhook", hooks.list)
 	m.HandleFunc("/_sim/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown simulator control; see the sim package documentation", http.StatusNotFound)
 	})
