@@ -147,7 +147,7 @@ type recentSend struct {
 // or after since, for the cooldown.
 func recentSends(ctx context.Context, db *sql.DB, op Op, since time.Time) ([]recentSend, error) {
 	rows, err := db.QueryContext(ctx, `
-		SELECT run_id, coalesce(stream_id, 0), coalesce(job_id, 0), start_date, end_date,
+		SELECT action_run_id, coalesce(stream_id, 0), coalesce(job_id, 0), start_date, end_date,
 		       coalesce(sent_at, sending_at)
 		FROM action_items
 		WHERE operation = $1 AND status IN ('sent', 'sending')
