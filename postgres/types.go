@@ -76,5 +76,5 @@ func converter(pg string) func(any) (any, error) {
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // quoteString quotes a string literal for PostgreSQL (standard_conforming_strings on,
-// the default since 9.1; E” is not used).
+// the default since 9.1), never as an escape string.
 func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
