@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"sort"
 	"strings"
 
 	"github.com/drextract/drextract/catalog"
+	"github.com/drextract/drextract/clock"
 	drsql "github.com/drextract/drextract/sql"
 )
 
@@ -243,4 +245,27 @@ func (s *Store) hasTable(ctx context.Context, name string) bool {
 	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables()
 		WHERE database_name = current_database() AND schema_name = 'main' AND table_name = $1`, name).Scan(&n)
 	return err == nil && n > 0
+}
+
+// FreshObjects lists the tables and views of a store as this binary makes it (every
+// migration and view applied to an empty in-memory database), for describing the store
+// without one at hand.
+func FreshObjects(ctx context.Context) ([]catalog.Object, error) {
+	db, err := openDB("", false)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	sub, err := fs.Sub(drsql.Migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, path: ":memory:", clock: clock.Real{}, log: slog.New(slog.DiscardHandler)}
+	if _, err := migrate(ctx, db, sub, s.clock, s.log); err != nil {
+		return nil, err
+	}
+	if _, err := s.syncViews(ctx); err != nil {
+		return nil, err
+	}
+	return objects(ctx, db)
 }
