@@ -277,6 +277,23 @@ func (s *Store) Changes(ctx context.Context, target string, opts ChangeOptions) 
 		return cs, fmt.Errorf("reading api_calls: %w", err)
 	}
 	cs.runID = maxRun.Int64
+	tables, err := publishTables(ctx, conn)
+	if err != nil {
+		return cs, err
+	}
+	// Rows stamped with a run the runs table does not have (written outside a run, as
+	// tests do) count as written by the newest run, or they would be sent every time.
+	for _, t := range tables {
+		for _, col := range []string{"run_id", "closed_run_id"} {
+			if k := syncOf(t); (k == syncStamped || k == syncHistory || k == syncByRun) && t.has(col) {
+				var m sql.NullInt64
+				if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT max(%s) FROM %s`, quoteIdent(col), quoteIdent(t.Name))).Scan(&m); err != nil {
+					return cs, fmt.Errorf("reading %s: %w", t.Name, err)
+				}
+				cs.runID = max(cs.runID, m.Int64)
+			}
+		}
+	}
 	cs.apiCallsPos = -1
 	if maxPos.Valid {
 		cs.apiCallsPos = maxPos.Int64
@@ -290,10 +307,6 @@ func (s *Store) Changes(ctx context.Context, target string, opts ChangeOptions) 
 		since, pos = 0, -1
 	}
 	if err := cs.readWritten(ctx, since); err != nil {
-		return cs, err
-	}
-	tables, err := publishTables(ctx, conn)
-	if err != nil {
 		return cs, err
 	}
 	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE _publish_fp (table_name VARCHAR, key VARCHAR, fingerprint VARCHAR)`); err != nil {
