@@ -58,9 +58,18 @@ func (e *Error) Error() string {
 	return msg
 }
 
-// Is makes errors.Is(err, ErrFailed) true, and sees through to the causes.
-func (e *Error) Is(target error) bool {
-	return target == ErrFailed || errors.Is(e.Serving, target) || errors.Is(e.Postgres, target)
+// Is makes errors.Is(err, ErrFailed) true.
+func (e *Error) Is(target error) bool { return target == ErrFailed }
+
+// Unwrap returns the parts that failed (neither holds the DSN).
+func (e *Error) Unwrap() []error {
+	var out []error
+	for _, err := range []error{e.Serving, e.Postgres} {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
 }
 
 // Run publishes the store after a run (opts.Run) or on demand (opts.Run 0): the
