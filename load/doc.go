@@ -1,7 +1,9 @@
-// Package load is drextract's DuckDB store: schema migrations, the current-state, history
-// and audit tables behind the Sink that extract writes to, the Parquet export, the
-// read-only serving copy, read-only queries and the data-directory lock. It knows nothing
-// of HTTP or the Datorama API: rows arrive as typed Go values with their raw JSON.
+// Package load is drextract's DuckDB store: schema migrations, the analyst views and the
+// comments of sql/catalog.yaml, the current-state, history and audit tables behind the
+// Sink that extract writes to, the Parquet export, the read-only serving copy, read-only
+// queries, the data-directory lock, and what a publish target (PostgreSQL) lacks
+// (Changes). It knows nothing of HTTP, the Datorama API or PostgreSQL: rows arrive as
+// typed Go values with their raw JSON, and leave for a target as a ChangeSet.
 //
 // Files under the data directory:
 //

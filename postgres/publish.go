@@ -76,7 +76,8 @@ type TableStats struct {
 	Deleted int64 // rows deleted or replaced at the target
 	// Written is the rows the runs since the previous publish recorded writing to the
 	// table (runs.rows): what Sent is to be compared with.
-	Written int64
+	Written  int64
+	Duration time.Duration // reading the store and writing PostgreSQL
 }
 
 // Sent is the rows sent over all tables.
@@ -475,7 +476,8 @@ func (p *publisher) truncate(ctx context.Context, tx pgx.Tx, tables []*load.Tabl
 func (p *publisher) apply(ctx context.Context, tx pgx.Tx, cs *load.ChangeSet, tc *load.TableChange) (ts TableStats, err error) {
 	t := tc.Table
 	ts = TableStats{Table: t.Name}
-	defer func() { ts.Sent = tc.Sent() }()
+	start := time.Now()
+	defer func() { ts.Sent, ts.Duration = tc.Sent(), time.Since(start) }()
 	name := quoteIdent(p.schema) + "." + quoteIdent(t.Name)
 	step := func(what string) string { return what + " " + t.Name }
 	if tc.Truncate && !cs.Full {
