@@ -122,9 +122,9 @@ func TestClientsReadThePublishedSchema(t *testing.T) {
 			RowsRetrieved  int64            `json:"rows_retrieved"`
 			Tables, Views  []string
 			JobsColumns    []struct{ Name, Type, Comment string } `json:"jobs_columns"`
-			JobsComment    string                                  `json:"jobs_comment"`
-			JobsPK         []string                                `json:"jobs_pk"`
-			EnabledStreams int64                                   `json:"enabled_streams"`
+			JobsComment    string                                 `json:"jobs_comment"`
+			JobsPK         []string                               `json:"jobs_pk"`
+			EnabledStreams int64                                  `json:"enabled_streams"`
 		}
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatalf("%v: %s", err, out)
