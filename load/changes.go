@@ -131,6 +131,9 @@ type ChangeOptions struct {
 	// Run, when not 0, is the run this publish follows: its runs row is sent with
 	// publish_status ok (and publish_error NULL), as Commit records it in the store.
 	Run int64
+	// Whole names tables to send whole even when the rest is sent by change: tables the
+	// target has just created (it lost them, or they are new).
+	Whole []string
 }
 
 // TableChange is what a target does to one table, in this order: empty it (Truncate);
@@ -222,6 +225,7 @@ type ChangeSet struct {
 	s           *Store
 	conn        *sql.Conn
 	run         int64
+	whole       []string
 	runID       int64 // the newest run, which every row of the snapshot is at most
 	apiCallsPos int64
 	schema      int
@@ -242,7 +246,7 @@ func (s *Store) Changes(ctx context.Context, target string, opts ChangeOptions) 
 	if err != nil {
 		return nil, fmt.Errorf("reading changes: %w", err)
 	}
-	cs = &ChangeSet{Target: target, s: s, conn: conn, run: opts.Run, Written: map[string]int64{}}
+	cs = &ChangeSet{Target: target, s: s, conn: conn, run: opts.Run, whole: opts.Whole, Written: map[string]int64{}}
 	defer func() {
 		if err != nil {
 			_ = cs.Close()
@@ -313,7 +317,12 @@ func (s *Store) Changes(ctx context.Context, target string, opts ChangeOptions) 
 		return cs, fmt.Errorf("reading changes: %w", err)
 	}
 	for _, t := range tables {
-		tc, err := cs.tableChange(ctx, t, since, pos)
+		whole, since, pos := cs.Full, since, pos
+		if slices.Contains(cs.whole, t.Name) {
+			// As in a full change set, for this table alone.
+			whole, since, pos = true, 0, -1
+		}
+		tc, err := cs.tableChange(ctx, t, since, pos, whole)
 		if err != nil {
 			return cs, fmt.Errorf("reading changes of %s: %w", t.Name, err)
 		}
@@ -476,16 +485,16 @@ func keyText(cols []string, alias string) string {
 	return "CAST(to_json([" + strings.Join(parts, ", ") + "]) AS VARCHAR)"
 }
 
-func (cs *ChangeSet) tableChange(ctx context.Context, t TableSchema, since, pos int64) (*TableChange, error) {
-	tc := &TableChange{Table: t, sync: syncOf(t), Truncate: cs.Full}
+func (cs *ChangeSet) tableChange(ctx context.Context, t TableSchema, since, pos int64, full bool) (*TableChange, error) {
+	tc := &TableChange{Table: t, sync: syncOf(t), Truncate: full}
 	from := quoteIdent(t.Name)
 	all := fmt.Sprintf("SELECT %s FROM %s t", selectList(t, "t.", nil), from)
 	switch tc.sync {
 	case syncStamped:
-		tc.Upsert = !cs.Full
+		tc.Upsert = !full
 		tc.rowsQuery, tc.rowsArgs = all+" WHERE t.run_id > $1", []any{since}
 	case syncHistory:
-		if !cs.Full {
+		if !full {
 			key := append(slices.Clone(entities[strings.TrimSuffix(t.Name, "_history")].keys), "run_id")
 			tc.Replace = Replacement{Columns: key, OnlyIf: "is_current"}
 		}
@@ -496,14 +505,14 @@ func (cs *ChangeSet) tableChange(ctx context.Context, t TableSchema, since, pos 
 		tc.rowsQuery = all + " WHERE t." + apiCallsPosition + " > $1 AND t." + apiCallsPosition + " <= $2"
 		tc.rowsArgs = []any{pos, cs.apiCallsPos}
 	case syncReport:
-		return tc, cs.reportChange(ctx, tc)
+		return tc, cs.reportChange(ctx, tc, full)
 	case syncHashed:
-		return tc, cs.hashedChange(ctx, tc)
+		return tc, cs.hashedChange(ctx, tc, full)
 	case syncWhole:
 		tc.Truncate = true
 		tc.rowsQuery = all
 	}
-	if cs.Full {
+	if full {
 		tc.rowsQuery, tc.rowsArgs = all, nil
 	}
 	return tc, nil
@@ -511,7 +520,7 @@ func (cs *ChangeSet) tableChange(ctx context.Context, t TableSchema, since, pos 
 
 // hashedChange fingerprints every row of a keyed table without row stamps and compares
 // the fingerprints with those the target was sent.
-func (cs *ChangeSet) hashedChange(ctx context.Context, tc *TableChange) error {
+func (cs *ChangeSet) hashedChange(ctx context.Context, tc *TableChange, full bool) error {
 	t := tc.Table
 	var override map[string]string
 	if t.Name == "runs" && cs.run != 0 && t.has("publish_status") && t.has("publish_error") {
@@ -531,7 +540,7 @@ func (cs *ChangeSet) hashedChange(ctx context.Context, tc *TableChange) error {
 		cols[i] = "p." + quoteIdent(c.Name)
 	}
 	tc.rowsQuery = fmt.Sprintf(`SELECT %s FROM %s p`, strings.Join(cols, ", "), projected)
-	if cs.Full {
+	if full {
 		return nil
 	}
 	tc.Upsert = true
@@ -549,7 +558,7 @@ func (cs *ChangeSet) hashedChange(ctx context.Context, tc *TableChange) error {
 // reportChange counts each report run's rows in a report table and compares the counts
 // with those the target was sent: a report run with another count, or gone, has its rows
 // replaced.
-func (cs *ChangeSet) reportChange(ctx context.Context, tc *TableChange) error {
+func (cs *ChangeSet) reportChange(ctx context.Context, tc *TableChange, full bool) error {
 	t := tc.Table
 	if _, err := cs.conn.ExecContext(ctx, fmt.Sprintf(
 		`INSERT INTO _publish_fp SELECT $1, %s, CAST(count(*) AS VARCHAR) FROM %s t GROUP BY t.report_run_id`,
@@ -558,7 +567,7 @@ func (cs *ChangeSet) reportChange(ctx context.Context, tc *TableChange) error {
 	}
 	all := fmt.Sprintf("SELECT %s FROM %s t", selectList(t, "t.", nil), quoteIdent(t.Name))
 	tc.rowsQuery = all
-	if cs.Full {
+	if full {
 		return nil
 	}
 	var changed [][]string

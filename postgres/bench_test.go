@@ -86,7 +86,7 @@ func BenchmarkPublish1MJobs(b *testing.B) {
 	pg := pgtest.Start(b)
 	db := pg.Database(b)
 	csv := filepath.Join(dir, "jobs.csv")
-	if _, err := store.DB().Exec(fmt.Sprintf(`COPY jobs TO '%s' (FORMAT CSV)`, csv)); err != nil {
+	if _, err := store.DB().Exec(fmt.Sprintf(`COPY jobs TO '%s' (FORMAT CSV, HEADER false)`, csv)); err != nil {
 		b.Fatal(err)
 	}
 	target := postgres.Target{DSN: pg.DSN(db), Schema: "datorama"}

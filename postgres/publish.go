@@ -263,7 +263,17 @@ func (p *publisher) run(ctx context.Context, stats *Stats) (err error) {
 	if !full && m.storeSchema != load.KnownSchemaVersion() {
 		full = true
 	}
-	cs, err := p.store.Changes(ctx, p.target, load.ChangeOptions{Full: full, Run: p.opts.Run})
+	tables, err := p.store.PublishTables(ctx)
+	if err != nil {
+		return p.fail("reading the store's tables", err)
+	}
+	created, changedSchema, err := p.syncTables(ctx, tx, tables)
+	if err != nil {
+		return err
+	}
+	// A table made just now holds nothing yet (new, or dropped at the target): it is
+	// sent whole, whatever the rest gets.
+	cs, err := p.store.Changes(ctx, p.target, load.ChangeOptions{Full: full, Run: p.opts.Run, Whole: created})
 	if err != nil {
 		return p.fail("reading the store's changes", err)
 	}
@@ -272,9 +282,8 @@ func (p *publisher) run(ctx context.Context, stats *Stats) (err error) {
 	if cs.Full && !full {
 		p.log.Info("publishing everything: the store's schema changed, or it has no record of this target", "target", p.target)
 	}
-	changedSchema, err := p.syncTables(ctx, tx, cs.Tables)
-	if err != nil {
-		return err
+	if err := sameTables(tables, cs.Tables); err != nil {
+		return p.fail("reading the store's changes", err)
 	}
 	if cs.Full {
 		if err := p.truncate(ctx, tx, cs.Tables); err != nil {
@@ -376,35 +385,49 @@ func (p *publisher) prepareSchema(ctx context.Context, tx pgx.Tx) (meta, error) 
 // pgColumn is a column of a table in PostgreSQL.
 type pgColumn struct{ name, typ string }
 
+// sameTables makes sure the change set covers the tables the schema was made for: the
+// store's schema does not change while a publish runs (it holds the writer's lock).
+func sameTables(tables []load.TableSchema, changes []*load.TableChange) error {
+	if len(tables) != len(changes) {
+		return fmt.Errorf("the store's tables changed during the publish")
+	}
+	for i, t := range tables {
+		c := changes[i].Table
+		if c.Name != t.Name || len(c.Columns) != len(t.Columns) {
+			return fmt.Errorf("the store's table %s changed during the publish", t.Name)
+		}
+	}
+	return nil
+}
+
 // syncTables creates the tables the schema lacks, adds the columns its tables lack and
 // changes the type of those whose type changed in the store (report tables widen BIGINT
-// to DOUBLE). Nothing is dropped. It reports whether it changed anything.
-func (p *publisher) syncTables(ctx context.Context, tx pgx.Tx, tables []*load.TableChange) (bool, error) {
+// to DOUBLE). Nothing is dropped. It returns the tables it created and whether it
+// changed anything.
+func (p *publisher) syncTables(ctx context.Context, tx pgx.Tx, tables []load.TableSchema) (created []string, changed bool, err error) {
 	rows, err := tx.Query(ctx, `
 		SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
 		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY c.relname, a.attnum`, p.schema)
 	if err != nil {
-		return false, p.fail("reading the schema's tables", err)
+		return nil, false, p.fail("reading the schema's tables", err)
 	}
 	have := map[string][]pgColumn{}
 	for rows.Next() {
 		var t, c, typ string
 		if err := rows.Scan(&t, &c, &typ); err != nil {
 			rows.Close()
-			return false, p.fail("reading the schema's tables", err)
+			return nil, false, p.fail("reading the schema's tables", err)
 		}
 		have[t] = append(have[t], pgColumn{c, typ})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return false, p.fail("reading the schema's tables", err)
+		return nil, false, p.fail("reading the schema's tables", err)
 	}
-	changed := false
 	q := quoteIdent(p.schema)
-	for _, tc := range tables {
-		t := tc.Table
+	for _, t := range tables {
 		name := q + "." + quoteIdent(t.Name)
 		cols, ok := have[t.Name]
 		if !ok {
@@ -416,9 +439,10 @@ func (p *publisher) syncTables(ctx context.Context, tx pgx.Tx, tables []*load.Ta
 				defs = append(defs, "PRIMARY KEY ("+identList(t.Key)+")")
 			}
 			if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (\n  %s)", name, strings.Join(defs, ",\n  "))); err != nil {
-				return changed, p.fail("creating table "+t.Name, err)
+				return created, changed, p.fail("creating table "+t.Name, err)
 			}
 			changed = true
+			created = append(created, t.Name)
 			p.log.Info("created table", "table", t.Name, "schema", p.schema)
 			continue
 		}
@@ -432,21 +456,21 @@ func (p *publisher) syncTables(ctx context.Context, tx pgx.Tx, tables []*load.Ta
 			switch {
 			case !ok:
 				if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", name, quoteIdent(c.Name), want)); err != nil {
-					return changed, p.fail(fmt.Sprintf("adding column %s to %s", c.Name, t.Name), err)
+					return created, changed, p.fail(fmt.Sprintf("adding column %s to %s", c.Name, t.Name), err)
 				}
 				changed = true
 				p.log.Info("added column", "table", t.Name, "column", c.Name, "schema", p.schema)
 			case got != want:
 				if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s",
 					name, quoteIdent(c.Name), want, quoteIdent(c.Name), want)); err != nil {
-					return changed, p.fail(fmt.Sprintf("changing column %s of %s from %s to %s", c.Name, t.Name, got, want), err)
+					return created, changed, p.fail(fmt.Sprintf("changing column %s of %s from %s to %s", c.Name, t.Name, got, want), err)
 				}
 				changed = true
 				p.log.Info("changed column type", "table", t.Name, "column", c.Name, "from", got, "to", want)
 			}
 		}
 	}
-	return changed, nil
+	return created, changed, nil
 }
 
 func identList(cols []string) string {

@@ -165,3 +165,25 @@ func TestNewerSchemaRefused(t *testing.T) {
 		})
 	}
 }
+
+// A table dropped at the target comes back whole with the next incremental publish, and
+// only it is sent whole: api_calls, whose rows are otherwise sent once, as appended.
+func TestDroppedTableComesBackWhole(t *testing.T) {
+	f := newFixture(t)
+	a := newAccount()
+	f.publish(f.store, "datorama", postgres.Options{Run: f.crawl(f.store, a)})
+	if _, err := f.pgConn().Exec(f.ctx, `DROP TABLE datorama.api_calls`); err != nil {
+		t.Fatal(err)
+	}
+	a.names[100] = "after the drop"
+	run := f.crawl(f.store, a)
+	f.clk.Advance(1)
+	st := f.publish(f.store, "datorama", postgres.Options{Run: run})
+	if st.Full {
+		t.Error("the publish after the drop was a full one; only jobs needed sending whole")
+	}
+	if got := st.Table("api_calls").Sent; got != 2 {
+		t.Errorf("sent %d API calls, want both runs' (2)", got)
+	}
+	f.assertMirrors(f.store, "datorama", "after the dropped table came back")
+}
