@@ -16,7 +16,7 @@ import (
 // store keeps the crawl and records the failure on the run, and once the server is back
 // the next publish catches up.
 func TestPublishFailsWhileServerDownThenCatchesUp(t *testing.T) {
-	f := newFixture(t)
+	f := newOwnFixture(t)
 	a := newAccount()
 	f.publish(f.store, "datorama", postgres.Options{Run: f.crawl(f.store, a)})
 
@@ -100,7 +100,7 @@ func TestFailedPublishChangesNothing(t *testing.T) {
 // The DSN's password never shows: not in errors (wrong password, server down, a DSN that
 // does not parse, a failure inside the transaction), not in logs, not in the store.
 func TestPasswordNeverShows(t *testing.T) {
-	f := newFixture(t)
+	f := newOwnFixture(t)
 	run := f.crawl(f.store, newAccount())
 	const canary = "Canary-Pw-7f3a91"
 	// A role whose password is the canary, so a right DSN holds it too.

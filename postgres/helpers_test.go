@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -53,10 +54,22 @@ type fixture struct {
 	conn  *pgx.Conn
 }
 
-func newFixture(t *testing.T) *fixture {
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
+}
+
+// newFixture uses a fresh database of the package's shared cluster.
+func newFixture(t *testing.T) *fixture { return fixtureOn(t, pgtest.Shared(t)) }
+
+// newOwnFixture starts a cluster of its own, for a test that stops it.
+func newOwnFixture(t *testing.T) *fixture { return fixtureOn(t, pgtest.Start(t)) }
+
+func fixtureOn(t *testing.T, pg *pgtest.Server) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ctx: context.Background(), clk: clock.NewManual(t0), log: &logBuffer{}}
-	f.pg = pgtest.Start(t)
+	f.pg = pg
 	f.db = f.pg.Database(t)
 	f.store = f.openStore(filepath.Join(t.TempDir(), load.LiveFile))
 	return f

@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -81,10 +82,8 @@ func isExec(p string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
-// Start initialises and starts a cluster and registers its stop and removal with
-// t.Cleanup. It fails the test (or skips it, with DRX_SKIP_POSTGRES=1) when PostgreSQL is
-// not installed.
-func Start(t testing.TB) *Server {
+// requireBin returns BinDir, failing (or skipping) t when PostgreSQL is not installed.
+func requireBin(t testing.TB) string {
 	t.Helper()
 	bin := BinDir()
 	if bin == "" {
@@ -94,6 +93,42 @@ func Start(t testing.TB) *Server {
 		}
 		t.Fatal(msg + "; or set " + SkipEnv + "=1 to skip these tests")
 	}
+	return bin
+}
+
+var shared struct {
+	once sync.Once
+	s    *Server
+	err  error
+}
+
+// Shared returns a cluster the tests of a package share, started on first use; give each
+// test its own Database. The package's TestMain stops it with StopShared after m.Run. A
+// test that stops or restarts its server must Start its own.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	bin := requireBin(t)
+	shared.once.Do(func() { shared.s, shared.err = start(bin) })
+	if shared.err != nil {
+		t.Fatalf("starting the shared PostgreSQL cluster: %v", shared.err)
+	}
+	return shared.s
+}
+
+// StopShared stops and removes the shared cluster, if one was started.
+func StopShared() {
+	if s := shared.s; s != nil {
+		_ = s.Stop()
+		_ = os.RemoveAll(s.Dir)
+	}
+}
+
+// Start initialises and starts a cluster and registers its stop and removal with
+// t.Cleanup. It fails the test (or skips it, with DRX_SKIP_POSTGRES=1) when PostgreSQL is
+// not installed.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := requireBin(t)
 	s, err := start(bin)
 	if err != nil {
 		t.Fatalf("starting a PostgreSQL cluster: %v", err)
