@@ -150,7 +150,6 @@ type TableChange struct {
 	sync      syncKind
 	rowsQuery string
 	rowsArgs  []any
-	extra     int // trailing columns of rowsQuery that are not the table's
 	sent      int64
 }
 
