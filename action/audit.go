@@ -126,7 +126,7 @@ func (a *audit) startRun(ctx context.Context, p *Plan) (int64, error) {
 		return 0, fmt.Errorf("recording the action run: %w", err)
 	}
 	callStmt, err := tx.PrepareContext(ctx, `
-		INSERT INTO action_calls (run_id, call_no, operation, workspace_id, method, path, stream_ids, start_date, end_date, request, status)
+		INSERT INTO action_calls (action_run_id, call_no, operation, workspace_id, method, path, stream_ids, start_date, end_date, request, status)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'planned')`)
 	if err != nil {
 		return 0, fmt.Errorf("recording the action calls: %w", err)
@@ -140,7 +140,7 @@ func (a *audit) startRun(ctx context.Context, p *Plan) (int64, error) {
 		}
 	}
 	itemStmt, err := tx.PrepareContext(ctx, `
-		INSERT INTO action_items (run_id, row_no, operation, workspace_id, stream_id, job_id, start_date, end_date, name, patch,
+		INSERT INTO action_items (action_run_id, row_no, operation, workspace_id, stream_id, job_id, start_date, end_date, name, patch,
 		                          request, call_nos, known_max_job_id, expected_jobs, status, reason)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`)
 	if err != nil {
@@ -211,7 +211,7 @@ func (a *audit) markSending(ctx context.Context, runID int64, calls []*Call) err
 	return a.inTx(ctx, func(tx *sql.Tx) error {
 		var items []int64
 		for _, c := range calls {
-			if _, err := tx.ExecContext(ctx, `UPDATE action_calls SET status = 'sending', sending_at = $3 WHERE run_id = $1 AND call_no = $2`,
+			if _, err := tx.ExecContext(ctx, `UPDATE action_calls SET status = 'sending', sending_at = $3 WHERE action_run_id = $1 AND call_no = $2`,
 				runID, c.No, at); err != nil {
 				return err
 			}
@@ -270,7 +270,7 @@ func (a *audit) sentTx(ctx context.Context, tx *sql.Tx, runID int64, c *Call, an
 	share := attribute(c, ans.Jobs)
 	if _, err := tx.ExecContext(ctx, `
 		UPDATE action_calls SET status = 'sent', sent_at = $3, response = $4, job_ids = $5, error = NULL
-		WHERE run_id = $1 AND call_no = $2`, runID, c.No, at, nullJSON(ans.Body), jobIDs); err != nil {
+		WHERE action_run_id = $1 AND call_no = $2`, runID, c.No, at, nullJSON(ans.Body), jobIDs); err != nil {
 		return err
 	}
 	for _, it := range c.Items {
@@ -320,7 +320,7 @@ func (a *audit) markNotSent(ctx context.Context, runID int64, calls []*Call, sta
 // becomes failed, saying so.
 func (a *audit) notSentTx(ctx context.Context, tx *sql.Tx, runID int64, c *Call, status, reason string) error {
 	c.status = status
-	if _, err := tx.ExecContext(ctx, `UPDATE action_calls SET status = $3, error = $4 WHERE run_id = $1 AND call_no = $2`,
+	if _, err := tx.ExecContext(ctx, `UPDATE action_calls SET status = $3, error = $4 WHERE action_run_id = $1 AND call_no = $2`,
 		runID, c.No, status, reason); err != nil {
 		return err
 	}
@@ -352,10 +352,10 @@ func (a *audit) finishRun(ctx context.Context, runID int64, status, errText stri
 	_, err := a.db.ExecContext(context.WithoutCancel(ctx), `
 		UPDATE action_runs SET
 		  finished = $2, status = $3, error = $4,
-		  items_sent    = (SELECT count(*) FROM action_items WHERE run_id = $1 AND status = 'sent'),
-		  items_failed  = (SELECT count(*) FROM action_items WHERE run_id = $1 AND status = 'failed'),
-		  items_skipped = (SELECT count(*) FROM action_items WHERE run_id = $1 AND status = 'skipped'),
-		  calls_sent    = (SELECT count(*) FROM action_calls WHERE run_id = $1 AND status = 'sent')
+		  items_sent    = (SELECT count(*) FROM action_items WHERE action_run_id = $1 AND status = 'sent'),
+		  items_failed  = (SELECT count(*) FROM action_items WHERE action_run_id = $1 AND status = 'failed'),
+		  items_skipped = (SELECT count(*) FROM action_items WHERE action_run_id = $1 AND status = 'skipped'),
+		  calls_sent    = (SELECT count(*) FROM action_calls WHERE action_run_id = $1 AND status = 'sent')
 		WHERE id = $1`, runID, a.now().UTC(), status, nullStr(errText))
 	if err != nil {
 		return fmt.Errorf("recording the end of action run %d: %w", runID, err)

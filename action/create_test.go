@@ -49,7 +49,7 @@ func TestCreateStoredAndNotRepeated(t *testing.T) {
 		if sent := string(p.Calls[0].Body); !strings.HasPrefix(sent, fmt.Sprintf(`{"workspaceId":%d,"name":`, ws)) {
 			t.Errorf("%s sent %s: want the body with its workspace in front", op, sent)
 		}
-		created := e.query(`SELECT created_id, name FROM action_items WHERE run_id = $1`, rep.RunID)[0]
+		created := e.query(`SELECT created_id, name FROM action_items WHERE action_run_id = $1`, rep.RunID)[0]
 		id, ok := created[0].(int64)
 		if !ok || id == 0 {
 			t.Fatalf("%s: no created id in the audit (%v)", op, created)

@@ -95,7 +95,7 @@ func TestDeleteGuardedAndStored(t *testing.T) {
 	if _, err := FollowUp(ctx, e.store.DB()); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.count(`SELECT count(*) FROM action_items WHERE run_id = $1 AND outcome = 'succeeded'`, rep.RunID); n != 2 {
+	if n := e.count(`SELECT count(*) FROM action_items WHERE action_run_id = $1 AND outcome = 'succeeded'`, rep.RunID); n != 2 {
 		t.Errorf("%d deletes followed up as succeeded, want 2", n)
 	}
 	p, err = e.eng.Prepare(ctx, Request{Op: OpDelete, Rows: deletes(ids[0]), Options: Options{Force: true}})

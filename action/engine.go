@@ -399,7 +399,7 @@ func stopStatus(err error) string {
 // refreshFromStore reloads the statuses reconciliation wrote for a call's items.
 func (e *Engine) refreshFromStore(ctx context.Context, runID int64, c *Call) {
 	var st string
-	if err := e.DB.QueryRowContext(ctx, `SELECT status FROM action_calls WHERE run_id = $1 AND call_no = $2`, runID, c.No).Scan(&st); err == nil {
+	if err := e.DB.QueryRowContext(ctx, `SELECT status FROM action_calls WHERE action_run_id = $1 AND call_no = $2`, runID, c.No).Scan(&st); err == nil {
 		c.status = st
 	}
 	for _, it := range c.Items {

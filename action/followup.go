@@ -63,7 +63,7 @@ func FollowUp(ctx context.Context, db *sql.DB) (FollowUpStats, error) {
 // which something went out.
 const openItems = `(i.outcome IS NULL OR i.outcome = 'pending')
 	AND (i.status = 'sent' OR (i.status = 'failed' AND EXISTS (
-	     SELECT 1 FROM action_calls c WHERE c.run_id = i.run_id AND list_contains(i.call_nos, c.call_no) AND c.status = 'sent')))`
+	     SELECT 1 FROM action_calls c WHERE c.action_run_id = i.action_run_id AND list_contains(i.call_nos, c.call_no) AND c.status = 'sent')))`
 
 // jobItem is an open rerun, rerun-all or process item and the stored jobs that may be
 // its own.
@@ -144,7 +144,7 @@ func jobCandidates(ctx context.Context, tx *sql.Tx, items map[int64]*jobItem) er
 		         coalesce(i.known_max_job_id, 0) AS known_max, i.sending_at,
 		         coalesce(i.job_ids, []::BIGINT[]) AS job_ids,
 		         coalesce((SELECT flatten(list(coalesce(c.job_ids, []::BIGINT[]))) FROM action_calls c
-		                   WHERE c.run_id = i.run_id AND list_contains(i.call_nos, c.call_no)), []::BIGINT[]) AS call_job_ids
+		                   WHERE c.action_run_id = i.action_run_id AND list_contains(i.call_nos, c.call_no)), []::BIGINT[]) AS call_job_ids
 		  FROM action_items i
 		  WHERE i.operation IN ('rerun', 'rerun-all', 'process') AND `+openItems+`)
 		SELECT o.id, j.id, coalesce(j.status, ''), j.end_execution_time
@@ -431,7 +431,7 @@ func followRest(ctx context.Context, tx *sql.Tx, st *FollowUpStats) error {
 	res, err = tx.ExecContext(ctx, `
 		UPDATE action_items i SET outcome = 'not_sent', outcome_detail = coalesce(i.reason, i.status)
 		WHERE i.outcome IS NULL AND (i.status = 'skipped' OR (i.status = 'failed' AND NOT EXISTS (
-		      SELECT 1 FROM action_calls c WHERE c.run_id = i.run_id AND list_contains(i.call_nos, c.call_no) AND c.status = 'sent')))`)
+		      SELECT 1 FROM action_calls c WHERE c.action_run_id = i.action_run_id AND list_contains(i.call_nos, c.call_no) AND c.status = 'sent')))`)
 	if err != nil {
 		return err
 	}

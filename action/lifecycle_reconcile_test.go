@@ -130,7 +130,7 @@ func TestLostAnswerOfDeleteOrCreate(t *testing.T) {
 					t.Fatalf("run with a lost answer: %v %+v", err, rep)
 				}
 				var note string
-				if err := e.store.DB().QueryRow(`SELECT reconciled FROM action_calls WHERE run_id = $1 AND call_no = 1`, rep.RunID).Scan(&note); err != nil {
+				if err := e.store.DB().QueryRow(`SELECT reconciled FROM action_calls WHERE action_run_id = $1 AND call_no = 1`, rep.RunID).Scan(&note); err != nil {
 					t.Fatal(err)
 				}
 				if n := e.calls(endpointOf[op]); n != 1 {

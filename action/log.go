@@ -36,7 +36,7 @@ func Log(ctx context.Context, db *sql.DB, f LogFilter) (*load.Result, error) {
 		       i.id AS item_id, i.row_no, i.workspace_id, i.stream_id, i.job_id, i.start_date, i.end_date, i.name,
 		       i.patch, i.status, i.reason, coalesce(i.job_ids, []::BIGINT[]) AS job_ids,
 		       i.sending_at, i.sent_at, i.outcome, i.outcome_at, i.outcome_detail
-		FROM action_items i JOIN action_runs r ON r.id = i.run_id
+		FROM action_items i JOIN action_runs r ON r.id = i.action_run_id
 		WHERE ($1::BIGINT IS NULL OR r.id = $1) AND ($2::TIMESTAMPTZ IS NULL OR r.started >= $2)
 		ORDER BY r.id, i.id`, run, since)
 	if err != nil {

@@ -73,7 +73,7 @@ func TestOpRerunAllFromFailedStreams(t *testing.T) {
 		}
 	}
 	// The jobs found their items.
-	if n := e.count(`SELECT count(*) FROM action_items WHERE run_id = $1 AND len(job_ids) > 0`, rep.RunID); n != len(failed) {
+	if n := e.count(`SELECT count(*) FROM action_items WHERE action_run_id = $1 AND len(job_ids) > 0`, rep.RunID); n != len(failed) {
 		t.Errorf("%d items with job ids, want %d", n, len(failed))
 	}
 }
@@ -102,7 +102,7 @@ func TestOpEnableDisable(t *testing.T) {
 		}
 	}
 	e.crawl(false, "streams")
-	if n := e.count(`SELECT count(*) FROM action_items WHERE run_id = $1 AND outcome = 'succeeded'`, rep.RunID); n != 3 {
+	if n := e.count(`SELECT count(*) FROM action_items WHERE action_run_id = $1 AND outcome = 'succeeded'`, rep.RunID); n != 3 {
 		t.Errorf("disable outcomes: %d succeeded, want 3", n)
 	}
 	// Disabled streams are not rerun or processed: skipped with the reason.
@@ -145,7 +145,7 @@ func TestOpPatch(t *testing.T) {
 		t.Errorf("fields outside the patch changed")
 	}
 	e.crawl(false, "streams")
-	if n := e.count(`SELECT count(*) FROM action_items WHERE run_id = $1 AND outcome = 'succeeded'`, rep.RunID); n != 1 {
+	if n := e.count(`SELECT count(*) FROM action_items WHERE action_run_id = $1 AND outcome = 'succeeded'`, rep.RunID); n != 1 {
 		t.Errorf("patch outcome not succeeded")
 	}
 }
@@ -207,7 +207,7 @@ func TestOpMapping(t *testing.T) {
 		}
 	}
 	e.crawl(false, "mappings")
-	if n := e.count(`SELECT count(*) FROM action_items WHERE run_id = $1 AND outcome = 'succeeded'`, rep.RunID); n != 1 {
+	if n := e.count(`SELECT count(*) FROM action_items WHERE action_run_id = $1 AND outcome = 'succeeded'`, rep.RunID); n != 1 {
 		t.Errorf("mapping outcome not succeeded")
 	}
 }
@@ -267,7 +267,7 @@ func TestOpDownload(t *testing.T) {
 	if _, err := FollowUp(context.Background(), e.store.DB()); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.count(`SELECT count(*) FROM action_items WHERE run_id = $1 AND outcome = 'succeeded'`, rep.RunID); n != 2 {
+	if n := e.count(`SELECT count(*) FROM action_items WHERE action_run_id = $1 AND outcome = 'succeeded'`, rep.RunID); n != 2 {
 		t.Errorf("download outcomes: %d succeeded", n)
 	}
 }

@@ -70,7 +70,7 @@ func TestProcess300StreamsIsFourCalls(t *testing.T) {
 		}
 	}
 	// Every item knows its four jobs (the answer names each job's stream).
-	if n := e.count(`SELECT count(*) FROM action_items WHERE run_id = $1 AND status = 'sent' AND len(job_ids) = 4`, rep.RunID); n != 300 {
+	if n := e.count(`SELECT count(*) FROM action_items WHERE action_run_id = $1 AND status = 'sent' AND len(job_ids) = 4`, rep.RunID); n != 300 {
 		t.Errorf("%d items with their 4 job ids, want 300", n)
 	}
 }

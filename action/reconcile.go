@@ -78,7 +78,7 @@ func (e *Engine) Reconcile(ctx context.Context) ([]string, error) {
 
 // reconcileOne settles one call of the current run whose answer was lost.
 func (e *Engine) reconcileOne(ctx context.Context, runID int64, no int) (bool, []int64, error) {
-	calls, err := e.loadCalls(ctx, fmt.Sprintf(`run_id = %d AND call_no = %d AND status = 'sending'`, runID, no))
+	calls, err := e.loadCalls(ctx, fmt.Sprintf(`action_run_id = %d AND call_no = %d AND status = 'sending'`, runID, no))
 	if err != nil || len(calls) == 0 {
 		return false, nil, err
 	}
@@ -87,7 +87,7 @@ func (e *Engine) reconcileOne(ctx context.Context, runID int64, no int) (bool, [
 		return false, nil, err
 	}
 	var st string
-	if err := e.DB.QueryRowContext(ctx, `SELECT status FROM action_calls WHERE run_id = $1 AND call_no = $2`, runID, no).Scan(&st); err != nil {
+	if err := e.DB.QueryRowContext(ctx, `SELECT status FROM action_calls WHERE action_run_id = $1 AND call_no = $2`, runID, no).Scan(&st); err != nil {
 		return false, nil, err
 	}
 	return st == StatusSent, ids, nil
@@ -125,7 +125,7 @@ func (e *Engine) settle(ctx context.Context, c storedCall) (string, []int64, err
 		}
 		if _, err := tx.ExecContext(ctx, `
 			UPDATE action_calls SET status = $3, reconciled = $4, job_ids = $5, sent_at = $6, error = $7
-			WHERE run_id = $1 AND call_no = $2`, c.RunID, c.No, status, note, all, sentAt, errText); err != nil {
+			WHERE action_run_id = $1 AND call_no = $2`, c.RunID, c.No, status, note, all, sentAt, errText); err != nil {
 			return err
 		}
 		for _, it := range c.Items {
@@ -374,7 +374,7 @@ func settleItems(ctx context.Context, tx *sql.Tx, runID int64, itemIDs []int64, 
 	}
 	calls := map[int64][2]string{} // call_no → status, error
 	var sentAt = map[int64]sql.NullTime{}
-	rows, err := tx.QueryContext(ctx, `SELECT call_no, status, coalesce(error, ''), sent_at FROM action_calls WHERE run_id = $1`, runID)
+	rows, err := tx.QueryContext(ctx, `SELECT call_no, status, coalesce(error, ''), sent_at FROM action_calls WHERE action_run_id = $1`, runID)
 	if err != nil {
 		return err
 	}
@@ -493,11 +493,11 @@ func (e *Engine) closeDeadRuns(ctx context.Context) ([]string, error) {
 	var notes []string
 	for _, id := range ids {
 		err := a.inTx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `UPDATE action_calls SET status = 'skipped', error = 'not sent: the run was interrupted' WHERE run_id = $1 AND status = 'planned'`, id); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE action_calls SET status = 'skipped', error = 'not sent: the run was interrupted' WHERE action_run_id = $1 AND status = 'planned'`, id); err != nil {
 				return err
 			}
 			var items []int64
-			r, err := tx.QueryContext(ctx, `SELECT id FROM action_items WHERE run_id = $1 AND status IN ('planned', 'sending')`, id)
+			r, err := tx.QueryContext(ctx, `SELECT id FROM action_items WHERE action_run_id = $1 AND status IN ('planned', 'sending')`, id)
 			if err != nil {
 				return err
 			}
@@ -526,9 +526,9 @@ func (e *Engine) closeDeadRuns(ctx context.Context) ([]string, error) {
 // loadCalls reads calls matching where (a fixed SQL condition) with their items.
 func (e *Engine) loadCalls(ctx context.Context, where string) ([]storedCall, error) {
 	rows, err := e.DB.QueryContext(ctx, `
-		SELECT run_id, call_no, operation, coalesce(workspace_id, 0), coalesce(stream_ids, []::BIGINT[]), start_date, end_date,
+		SELECT action_run_id, call_no, operation, coalesce(workspace_id, 0), coalesce(stream_ids, []::BIGINT[]), start_date, end_date,
 		       coalesce(CAST(request AS VARCHAR), ''), coalesce(sending_at, TIMESTAMPTZ '1970-01-01 00:00:00+00')
-		FROM action_calls WHERE `+where+` ORDER BY run_id, call_no`)
+		FROM action_calls WHERE `+where+` ORDER BY action_run_id, call_no`)
 	if err != nil {
 		return nil, fmt.Errorf("reading open action calls: %w", err)
 	}
@@ -565,7 +565,7 @@ func (e *Engine) loadCalls(ctx context.Context, where string) ([]storedCall, err
 		c := &out[i]
 		r, err := e.DB.QueryContext(ctx, `
 			SELECT id, coalesce(stream_id, 0), coalesce(job_id, 0), start_date, end_date, coalesce(known_max_job_id, 0)
-			FROM action_items WHERE run_id = $1 AND list_contains(call_nos, $2) ORDER BY id`, c.RunID, c.No)
+			FROM action_items WHERE action_run_id = $1 AND list_contains(call_nos, $2) ORDER BY id`, c.RunID, c.No)
 		if err != nil {
 			return nil, fmt.Errorf("reading the items of action call %d: %w", c.No, err)
 		}

@@ -107,7 +107,7 @@ func TestInterruptedSendIsReconciledNotResent(t *testing.T) {
 				t.Fatalf("second run: %v", err)
 			}
 			var reconciled string
-			if err := e.store.DB().QueryRow(`SELECT reconciled FROM action_calls WHERE run_id = $1 AND call_no = 2`, rep.RunID).Scan(&reconciled); err != nil {
+			if err := e.store.DB().QueryRow(`SELECT reconciled FROM action_calls WHERE action_run_id = $1 AND call_no = 2`, rep.RunID).Scan(&reconciled); err != nil {
 				t.Fatal(err)
 			}
 			after := e.truth()
@@ -125,7 +125,7 @@ func TestInterruptedSendIsReconciledNotResent(t *testing.T) {
 			}
 			var status string
 			var ids []any
-			e.store.DB().QueryRow(`SELECT status, coalesce(job_ids, []::BIGINT[]) FROM action_items WHERE run_id = $1 AND stream_id = $2`, rep.RunID, rows[1].StreamID).Scan(&status, &ids)
+			e.store.DB().QueryRow(`SELECT status, coalesce(job_ids, []::BIGINT[]) FROM action_items WHERE action_run_id = $1 AND stream_id = $2`, rep.RunID, rows[1].StreamID).Scan(&status, &ids)
 			if mode.reachesAPI && (status != StatusSent || len(ids) != 1) {
 				t.Errorf("reconciled item: status %s, job ids %v; want sent with its job (%s)", status, ids, reconciled)
 			}

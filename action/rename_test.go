@@ -89,7 +89,7 @@ func TestRename1000FromCSV(t *testing.T) {
 	if n := e.count(`SELECT count(DISTINCT id) FROM streams_history WHERE NOT is_current AND valid_to IS NOT NULL`); n != 1000 {
 		t.Errorf("%d streams with a closed old version, want 1000", n)
 	}
-	if n := e.count(`SELECT count(*) FROM action_items WHERE run_id = $1 AND outcome = 'succeeded'`, rep.RunID); n != 1000 {
+	if n := e.count(`SELECT count(*) FROM action_items WHERE action_run_id = $1 AND outcome = 'succeeded'`, rep.RunID); n != 1000 {
 		t.Errorf("%d renames followed up as succeeded, want 1000", n)
 	}
 

@@ -103,13 +103,13 @@ func TestFailedJobs24hEndToEnd(t *testing.T) {
 		t.Errorf("planned calls = %d, want %d", len(p.Calls), len(streamsSent))
 	}
 	gotSent := map[[2]int64]bool{}
-	for _, r := range e.query(`SELECT stream_id, job_id FROM action_items WHERE run_id = $1 AND status = 'sent'`, rep.RunID) {
+	for _, r := range e.query(`SELECT stream_id, job_id FROM action_items WHERE action_run_id = $1 AND status = 'sent'`, rep.RunID) {
 		gotSent[[2]int64{r[0].(int64), r[1].(int64)}] = true
 	}
 	if fmt.Sprint(sortedPairs(gotSent)) != fmt.Sprint(sortedPairs(wantSent)) {
 		t.Errorf("sent items\n got %v\nwant %v", sortedPairs(gotSent), sortedPairs(wantSent))
 	}
-	if n := e.count(`SELECT count(*) FROM action_items WHERE run_id = $1 AND status = 'skipped' AND stream_id = $2 AND reason LIKE 'stream disabled:%'`, rep.RunID, disabled); n != len(want[disabled]) {
+	if n := e.count(`SELECT count(*) FROM action_items WHERE action_run_id = $1 AND status = 'skipped' AND stream_id = $2 AND reason LIKE 'stream disabled:%'`, rep.RunID, disabled); n != len(want[disabled]) {
 		t.Errorf("disabled stream: %d items skipped as disabled, want %d", n, len(want[disabled]))
 	}
 	// Each rerun reached the simulator: a new job for the same days.
@@ -148,7 +148,7 @@ func TestFailedJobs24hEndToEnd(t *testing.T) {
 		t.Fatalf("%d action items without an outcome after the crawl", n)
 	}
 	final := e.truth()
-	for _, r := range e.query(`SELECT stream_id, job_id, outcome FROM action_items WHERE run_id = $1 AND status = 'sent'`, rep.RunID) {
+	for _, r := range e.query(`SELECT stream_id, job_id, outcome FROM action_items WHERE action_run_id = $1 AND status = 'sent'`, rep.RunID) {
 		sid, jid, outcome := r[0].(int64), r[1].(int64), r[2].(string)
 		old := tr.jobs[jid]
 		wantOutcome := OutcomeSucceeded
@@ -167,7 +167,7 @@ func TestFailedJobs24hEndToEnd(t *testing.T) {
 			t.Errorf("a recovered stream's rerun has outcome %s", outcome)
 		}
 	}
-	if n := e.count(`SELECT count(*) FROM action_items WHERE run_id = $1 AND outcome = 'not_sent'`, rep2.RunID); n == 0 {
+	if n := e.count(`SELECT count(*) FROM action_items WHERE action_run_id = $1 AND outcome = 'not_sent'`, rep2.RunID); n == 0 {
 		t.Errorf("the cooldown run's items have no not_sent outcome")
 	}
 }

@@ -147,7 +147,7 @@ type recentSend struct {
 // or after since, for the cooldown.
 func recentSends(ctx context.Context, db *sql.DB, op Op, since time.Time) ([]recentSend, error) {
 	rows, err := db.QueryContext(ctx, `
-		SELECT run_id, coalesce(stream_id, 0), coalesce(job_id, 0), start_date, end_date,
+		SELECT action_run_id, coalesce(stream_id, 0), coalesce(job_id, 0), start_date, end_date,
 		       coalesce(sent_at, sending_at)
 		FROM action_items
 		WHERE operation = $1 AND status IN ('sent', 'sending')
@@ -304,7 +304,7 @@ func createdBefore(ctx context.Context, db *sql.DB, op Op, wss []int64) (map[nam
 		return out, nil
 	}
 	rows, err := db.QueryContext(ctx, `
-		SELECT i.workspace_id, coalesce(i.name, ''), max(i.run_id)
+		SELECT i.workspace_id, coalesce(i.name, ''), max(i.action_run_id)
 		FROM action_items i
 		WHERE i.operation = $1 AND i.status IN ('sent', 'sending') AND i.workspace_id IN (SELECT unnest($2::BIGINT[]))
 		  AND NOT EXISTS (SELECT 1 FROM `+table+` t WHERE t.id = i.created_id AND t.is_deleted)

@@ -195,7 +195,7 @@ func TestQuotaExhaustedStopsCleanly(t *testing.T) {
 	if rep.Sent != left || rep.Skipped != 10-left {
 		t.Errorf("sent %d, skipped %d; %d calls were left", rep.Sent, rep.Skipped, left)
 	}
-	if n := e.count(`SELECT count(*) FROM action_items WHERE run_id = $1 AND status = 'skipped' AND reason LIKE 'not sent:%quota%'`, rep.RunID); n != 10-left {
+	if n := e.count(`SELECT count(*) FROM action_items WHERE action_run_id = $1 AND status = 'skipped' AND reason LIKE 'not sent:%quota%'`, rep.RunID); n != 10-left {
 		t.Errorf("%d items skipped for the quota, want %d", n, 10-left)
 	}
 	if n := e.count(`SELECT count(*) FROM action_calls WHERE status IN ('sending', 'planned')`); n != 0 {

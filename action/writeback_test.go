@@ -80,7 +80,7 @@ func TestStoreShowsActionsAtOnce(t *testing.T) {
 	// The new jobs: stored PENDING with their ids, each with its first status change.
 	for _, op := range []Op{OpRerun, OpProcess} {
 		var created []any
-		if err := e.store.DB().QueryRow(`SELECT flatten(list(job_ids)) FROM action_calls WHERE run_id = $1`, runs[op]).Scan(&created); err != nil || len(created) == 0 {
+		if err := e.store.DB().QueryRow(`SELECT flatten(list(job_ids)) FROM action_calls WHERE action_run_id = $1`, runs[op]).Scan(&created); err != nil || len(created) == 0 {
 			t.Fatalf("%s: the answer named no jobs (%v)", op, err)
 		}
 		if op == OpProcess && len(created) != 2 {
@@ -103,7 +103,7 @@ func TestStoreShowsActionsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, op := range []Op{OpRename, OpDisable, OpMapping, OpPatch} {
-		if got := e.query(`SELECT outcome FROM action_items WHERE run_id = $1`, runs[op])[0][0]; got != OutcomeSucceeded {
+		if got := e.query(`SELECT outcome FROM action_items WHERE action_run_id = $1`, runs[op])[0][0]; got != OutcomeSucceeded {
 			t.Errorf("%s: outcome %v right after the run, want succeeded", op, got)
 		}
 	}
@@ -118,7 +118,7 @@ func TestStoreShowsActionsAtOnce(t *testing.T) {
 	e.crawl(false)
 	e.assertEqualTruth()
 	var created []any
-	if err := e.store.DB().QueryRow(`SELECT job_ids FROM action_calls WHERE run_id = $1`, runs[OpRerun]).Scan(&created); err != nil {
+	if err := e.store.DB().QueryRow(`SELECT job_ids FROM action_calls WHERE action_run_id = $1`, runs[OpRerun]).Scan(&created); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.query(`SELECT status FROM jobs WHERE id = $1`, toInt64(created[0]))[0][0].(string); !datorama.IsFinal(got) {

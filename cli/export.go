@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,8 +54,8 @@ func runExportCommand(ctx context.Context, cmd *cobra.Command, g *globalOptions,
 			stats.Tables(), stats.TotalRows(), stats.Files, float64(stats.Bytes)/1e6, w.cfg.Store.ParquetDir(),
 			stats.Duration.Round(time.Millisecond))
 	}
-	if res.Publish != nil && res.Publish.Err() == nil {
-		fmt.Fprintf(g.stdout, "published %s\n", strings.Join(res.Publish.Targets, ", "))
+	if res.Publish != nil {
+		printPublish(g.stdout, res.Publish.Result)
 	}
 	return runErr(res)
 }

@@ -91,7 +91,7 @@ func TestReportCommand(t *testing.T) {
 	}
 	defer st.Close()
 	var outside, runs int
-	if err := st.DB().QueryRow(`SELECT count(*) FILTER (WHERE date NOT BETWEEN DATE '2026-02-01' AND DATE '2026-03-01'), count(DISTINCT run_id)
+	if err := st.DB().QueryRow(`SELECT count(*) FILTER (WHERE date NOT BETWEEN DATE '2026-02-01' AND DATE '2026-03-01'), count(DISTINCT report_run_id)
 		FROM report_rows_per_stream`).Scan(&outside, &runs); err != nil {
 		t.Fatal(err)
 	}

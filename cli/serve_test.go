@@ -593,7 +593,7 @@ schedules:
 				t.Fatalf("runs in the live store = %+v, want one export-bi run %s", runs, tc.wantStatus)
 			}
 			if tc.blockServing {
-				if runs[0].publishStatus != "failed" || !strings.Contains(runs[0].publishErr, "publishing") {
+				if runs[0].publishStatus != "failed" || !strings.Contains(runs[0].publishErr, "serving copy") {
 					t.Errorf("the export's runs row has publish_status %q, publish_error %q; want failed, saying publishing failed",
 						runs[0].publishStatus, runs[0].publishErr)
 				}

@@ -84,6 +84,9 @@ type Config struct {
 	Schedules  []*Schedule `yaml:"schedules"`
 	// Notify says where failures are reported; nil when the file has no notify section.
 	Notify *Notify `yaml:"notify"`
+	// Publish names where the store is published after each run besides serving.duckdb;
+	// nil when the file has no publish section.
+	Publish *Publish `yaml:"publish"`
 
 	// Path is the file the configuration came from; "" for Default.
 	Path string `yaml:"-"`
@@ -109,18 +112,49 @@ type API struct {
 	Tokens []TokenSource `yaml:"tokens"`
 }
 
-// TokenSource names one place a token is read from: exactly one of Env and File.
-type TokenSource struct {
+// SecretSource names one place a secret (an API token, a PostgreSQL DSN, …) is read
+// from: exactly one of Env and File. The file never holds anything but the secret.
+type SecretSource struct {
 	Env  string `yaml:"env"`
 	File string `yaml:"file"` // after Load, resolved against the file's directory
 }
 
-// String is "env:NAME" or "file:PATH", the Source of the Token it yields.
-func (s TokenSource) String() string {
+// TokenSource is the SecretSource of an API token.
+type TokenSource = SecretSource
+
+// String is "env:NAME" or "file:PATH", the Source of the Secret it yields.
+func (s SecretSource) String() string {
 	if s.Env != "" {
 		return "env:" + s.Env
 	}
 	return "file:" + s.File
+}
+
+// Publish says where the store is published after each run that writes it, besides the
+// serving copy.
+type Publish struct {
+	Postgres *PostgresTarget `yaml:"postgres"`
+}
+
+// DefaultPostgresSchema is publish.postgres.schema when the file names none.
+const DefaultPostgresSchema = "datorama"
+
+// PostgresTarget is a PostgreSQL database the store is published into.
+type PostgresTarget struct {
+	// DSN says where the connection string is read from ({env: NAME} or {file: PATH}),
+	// never the string itself: it holds a password.
+	DSN SecretSource `yaml:"dsn"`
+	// Schema is the schema published into; DefaultPostgresSchema when absent. Two stores
+	// publish into two schemas.
+	Schema string `yaml:"schema"`
+}
+
+// Postgres returns the PostgreSQL target, or nil when the file names none.
+func (c *Config) Postgres() *PostgresTarget {
+	if c.Publish == nil {
+		return nil
+	}
+	return c.Publish.Postgres
 }
 
 // Store names the files of the DuckDB store. Serving and Parquet are relative to DataDir
@@ -382,6 +416,13 @@ func (c *Config) applyDefaults(dir string, lookupEnv func(string) (string, bool)
 		c.Budget.DailyQuota = 20000
 	}
 	c.notifyDefaults(dir)
+	if c.Publish != nil && c.Publish.Postgres != nil {
+		pg := c.Publish.Postgres
+		setDefault(&pg.Schema, DefaultPostgresSchema)
+		if pg.DSN.File != "" {
+			pg.DSN.File = resolve(dir, pg.DSN.File)
+		}
+	}
 	for i := range c.Reports {
 		setDefault(&c.Reports[i].Mode, ModeReplace)
 		if s := c.Reports[i].Sort; s != nil {

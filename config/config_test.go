@@ -220,7 +220,7 @@ func TestStructuralErrorsAreAllReported(t *testing.T) {
 	src := "version: 1\nbudjet: {}\napi:\n  sandbox: 1\n  regoin: us2\nschedules:\n  - name: a\n    cron: [1]\n    max_calls: 2.5\n"
 	_, err := Parse("x.yaml", []byte(src), testOptions())
 	want := []string{
-		`x.yaml:2: budjet: unknown key "budjet" (known keys: version, api, store, budget, selections_dir, sql_timeout, reports, schedules, notify)`,
+		`x.yaml:2: budjet: unknown key "budjet" (known keys: version, api, store, budget, selections_dir, sql_timeout, reports, schedules, notify, publish)`,
 		`x.yaml:4: api.sandbox: want true or false, got an integer`,
 		`x.yaml:5: api.regoin: unknown key "regoin" (known keys: base_url, region, sandbox, tokens)`,
 		`x.yaml:8: schedules[0].cron: want a string, got a list`,

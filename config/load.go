@@ -427,7 +427,7 @@ func (w *walker) walkScalar(n ast.Node, t reflect.Type, path string) {
 
 func (w *walker) typeError(n ast.Node, path string, want reflect.Type) {
 	if path == "" {
-		w.errorf(ErrBadType, n, path, "the file must be a mapping of keys (version, api, store, budget, selections_dir, sql_timeout, reports, schedules), not %s", nodeKind(n))
+		w.errorf(ErrBadType, n, path, "the file must be a mapping of keys (version, api, store, budget, selections_dir, sql_timeout, reports, schedules, notify, publish), not %s", nodeKind(n))
 		return
 	}
 	if want == reflect.TypeFor[TokenSource]() {

@@ -174,7 +174,7 @@ func TestExampleNotifyFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("examples/notify.yaml is invalid:\n%v", err)
 	}
-	if len(c.Notify.Webhooks) != 1 || c.StreamFailingAfter() != 3 || c.Store.DuckDBPath() != filepath.Join("..", "data", "datorama.duckdb") {
+	if len(c.Notify.Webhooks) != 1 || c.StreamFailingAfter() != 3 || c.Store.DuckDBPath() != filepath.Join("..", "data", "live", "datorama.duckdb") {
 		t.Errorf("unexpected example: %+v, store %s", c.Notify, c.Store.DuckDBPath())
 	}
 }

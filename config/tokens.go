@@ -16,9 +16,13 @@ import (
 // maxTokenFile bounds what is read from a token file; a token is a few dozen bytes.
 const maxTokenFile = 64 << 10
 
-// Token is an API token and where it came from. It never prints its value: fmt (every
-// verb), encoding/json, encoding.TextMarshaler, YAML and slog all show only the Source
-// and the fingerprint. Only Value returns the token, for the Authorization header.
+// Secret is a secret (an API token, a PostgreSQL DSN) and where it came from. It never
+// prints its value: fmt (every verb), encoding/json, encoding.TextMarshaler, YAML and
+// slog all show only the Source and the fingerprint. Only Value returns the secret, for
+// the one place that uses it (an Authorization header, a connection).
+type Secret = Token
+
+// Token is an API token and where it came from: see Secret.
 type Token struct {
 	Source string // "env:NAME" or "file:PATH"
 	secret *secret
@@ -28,6 +32,9 @@ type Token struct {
 // an unexported field (where it cannot call Token's methods, and where even a pointer is
 // followed for verbs such as %s), can only show the closure's address.
 type secret struct{ get func() string }
+
+// NewSecret makes a Secret from a value obtained elsewhere (tests, a simulator).
+func NewSecret(source, value string) Secret { return NewToken(source, value) }
 
 // NewToken makes a Token from a value obtained elsewhere (tests, a simulator).
 func NewToken(source, value string) Token {
@@ -239,6 +246,63 @@ func readSecretFile(path, what string) (value, warning, problem string) {
 		return "", warning, fmt.Sprintf("%s %s is empty", what, path)
 	}
 	return string(b), warning, ""
+}
+
+// Read reads the secret the source names: the variable's value or the file's content,
+// trimmed of surrounding white space. what names the secret in messages ("DSN"). The
+// warning (a file others may read) is for the caller to log; the problem, when the
+// secret cannot be read, never holds the secret.
+func (s SecretSource) Read(what string, lookupEnv func(string) (string, bool)) (secret Secret, warning, problem string) {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	switch {
+	case s.Env != "" && s.File == "":
+		v, ok := lookupEnv(s.Env)
+		switch {
+		case !ok:
+			return Secret{}, "", fmt.Sprintf("environment variable %s is not set", s.Env)
+		case strings.TrimSpace(v) == "":
+			return Secret{}, "", fmt.Sprintf("environment variable %s is empty", s.Env)
+		}
+		return NewSecret(s.String(), strings.TrimSpace(v)), "", ""
+	case s.File != "" && s.Env == "":
+		v, warning, problem := readSecretFile(s.File, what+" file")
+		if problem != "" {
+			return Secret{}, warning, problem
+		}
+		return NewSecret(s.String(), strings.TrimSpace(v)), warning, ""
+	}
+	return Secret{}, "", "want {env: NAME} or {file: PATH}"
+}
+
+// PostgresDSN reads publish.postgres.dsn. It fails with an *Error (ErrMissingKey when
+// there is no PostgreSQL target, ErrMissingToken when the source cannot be read) that
+// never holds the DSN; the warnings are for the caller to log.
+func (c *Config) PostgresDSN() (Secret, []Warning, error) {
+	return c.readPostgresDSN(os.LookupEnv)
+}
+
+func (c *Config) readPostgresDSN(lookupEnv func(string) (string, bool)) (Secret, []Warning, error) {
+	const key = "publish.postgres.dsn"
+	pg := c.Postgres()
+	if pg == nil {
+		return Secret{}, nil, &Error{File: c.Path, Line: c.line("publish"), Key: "publish.postgres", Kind: ErrMissingKey,
+			Msg: "no PostgreSQL target; add publish.postgres with a dsn source"}
+	}
+	sub := key + ".env"
+	if pg.DSN.File != "" {
+		sub = key + ".file"
+	}
+	sec, warning, problem := pg.DSN.Read("DSN", lookupEnv)
+	var warns []Warning
+	if warning != "" {
+		warns = append(warns, Warning{File: c.Path, Line: c.line(sub), Key: sub, Msg: warning})
+	}
+	if problem != "" {
+		return Secret{}, warns, &Error{File: c.Path, Line: c.line(sub), Key: sub, Kind: ErrMissingToken, Msg: problem}
+	}
+	return sec, warns, nil
 }
 
 // checkToken trims v and refuses values that cannot be a single token; msg says why

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -38,9 +39,10 @@ func (o ValidateOptions) lookupEnv() func(string) (string, bool) {
 }
 
 var (
-	nameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	tableRE = regexp.MustCompile(`^report_[a-z0-9_]+$`)
-	envRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	tableRE  = regexp.MustCompile(`^report_[a-z0-9_]+$`)
+	envRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // Validate checks every value and returns an Errors with one entry per mistake, in line
@@ -64,6 +66,15 @@ func (c *Config) Validate(opts ValidateOptions) error {
 			if !v.reported(e.Key) {
 				v.errs = append(v.errs, e)
 			}
+		}
+	}
+	v.publish()
+	if opts.CheckTokens && c.Postgres() != nil && !v.reported("publish.postgres.dsn") {
+		_, warns, err := c.readPostgresDSN(opts.lookupEnv())
+		c.Warnings = append(c.Warnings, warns...)
+		var e *Error
+		if errors.As(err, &e) {
+			v.errs = append(v.errs, e)
 		}
 	}
 	if opts.CheckTokens {
@@ -168,6 +179,35 @@ func (v *validator) api() {
 			v.add(ErrDuplicateName, key, "token source %s is already listed at %s", s.String(), prev)
 		}
 		seen[s.String()] = key
+	}
+}
+
+func (v *validator) publish() {
+	if v.c.Publish == nil {
+		if v.c.has("publish") {
+			v.add(ErrMissingKey, "publish", "empty; give postgres: {dsn: {env: NAME}}, or leave the section out")
+		}
+		return
+	}
+	pg := v.c.Publish.Postgres
+	if pg == nil {
+		v.add(ErrMissingKey, "publish.postgres", "missing; give postgres: {dsn: {env: NAME}}, or leave the publish section out")
+		return
+	}
+	const key = "publish.postgres.dsn"
+	switch s := pg.DSN; {
+	case !v.c.has(key):
+		v.add(ErrMissingKey, key, "missing; where the connection string is read from: {env: NAME} or {file: PATH}")
+	case s.Env != "" && s.File != "":
+		v.add(ErrBadTokenSource, key, "give either env or file, not both")
+	case s.Env == "" && s.File == "":
+		v.add(ErrBadTokenSource, key, "want {env: NAME} or {file: PATH}; the DSN itself never goes in this file")
+	case s.Env != "" && !envRE.MatchString(s.Env):
+		// Not echoed: a value that is not a variable name may be a pasted DSN.
+		v.add(ErrBadTokenSource, key+".env", "not a valid environment variable name (value not shown, in case it is a DSN); put the DSN in a variable and name the variable here")
+	}
+	if !schemaRE.MatchString(pg.Schema) || strings.HasPrefix(pg.Schema, "pg_") || pg.Schema == "information_schema" {
+		v.add(ErrBadValue, "publish.postgres.schema", "%s is not a schema drextract publishes to; want lower-case letters, digits and _ (at most 63), not pg_* or information_schema", quoteKey(pg.Schema))
 	}
 }
 

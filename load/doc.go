@@ -1,9 +1,11 @@
-// Package load is drextract's DuckDB store: schema migrations, the current-state, history
-// and audit tables behind the Sink that extract writes to, the Parquet export, the
-// read-only serving copy, the sandbox that runs SQL a person wrote (Sandbox: read-only,
-// no file access, statement type judged by DuckDB, time limit), the one row scanner
-// (ScanRows) and the data-directory lock. It knows nothing of HTTP or the Datorama API:
-// rows arrive as typed Go values with their raw JSON.
+// Package load is drextract's DuckDB store: schema migrations, the analyst views and the
+// comments of sql/catalog.yaml, the current-state, history and audit tables behind the
+// Sink that extract writes to, the Parquet export, the read-only serving copy, the sandbox
+// that runs SQL a person wrote (Sandbox: read-only, no file access, statement type judged
+// by DuckDB, time limit), the one row scanner (ScanRows), the data-directory lock, and what
+// a publish target (PostgreSQL) lacks (Changes). It knows nothing of HTTP, the Datorama
+// API or PostgreSQL: rows arrive as typed Go values with their raw JSON, and leave for a
+// target as a ChangeSet.
 //
 // Files under the data directory:
 //

@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/drextract/drextract/clock"
+	drsql "github.com/drextract/drextract/sql"
 )
 
 type migration struct {
@@ -146,6 +147,11 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration, body string, c
 	if _, err := tx.ExecContext(ctx, body); err != nil {
 		return fmt.Errorf("migration %s: %w", m.file, err)
 	}
+	if step := migrationSteps[m.version]; step != nil {
+		if err := step(ctx, tx); err != nil {
+			return fmt.Errorf("migration %s: %w", m.file, err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
 		m.version, m.name, clk.Now()); err != nil {
@@ -153,6 +159,45 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration, body string, c
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing migration %s: %w", m.file, err)
+	}
+	return nil
+}
+
+// migrationSteps are the parts of migrations that SQL alone cannot say, run after the
+// migration's file in its transaction.
+var migrationSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{
+	21: renameReportRunID,
+}
+
+// renameReportRunID renames run_id to report_run_id in every report_* result table: the
+// report package creates them at run time, so the migration's file cannot name them.
+func renameReportRunID(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `
+		SELECT table_name FROM duckdb_columns()
+		WHERE database_name = current_database() AND schema_name = 'main'
+		  AND table_name LIKE 'report\_%' ESCAPE '\' AND column_name = 'run_id'
+		  AND table_name NOT IN ('report_runs', 'report_columns')
+		ORDER BY table_name`)
+	if err != nil {
+		return fmt.Errorf("listing report tables: %w", err)
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return fmt.Errorf("listing report tables: %w", err)
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("listing report tables: %w", err)
+	}
+	for _, t := range tables {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s RENAME COLUMN run_id TO report_run_id`, quoteIdent(t))); err != nil {
+			return fmt.Errorf("renaming run_id of %s: %w", t, err)
+		}
 	}
 	return nil
 }
@@ -165,4 +210,17 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("reading schema version: %w", err)
 	}
 	return int(v.Int64), nil
+}
+
+// KnownSchemaVersion is the newest store schema version this binary has a migration for.
+func KnownSchemaVersion() int {
+	sub, err := fs.Sub(drsql.Migrations, "migrations")
+	if err != nil {
+		return 0
+	}
+	ms, err := listMigrations(sub)
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].version
 }

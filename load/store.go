@@ -186,6 +186,22 @@ func (s *Store) init(ctx context.Context, migrations fs.FS) error {
 	if _, err := migrate(ctx, s.db, migrations, s.clock, s.log); err != nil {
 		return fmt.Errorf("migrating %s: %w", s.path, err)
 	}
+	if s.hasTable(ctx, "schema_views") { // absent only in tests that fake older binaries
+		viewsChanged, err := s.syncViews(ctx)
+		if err != nil {
+			return fmt.Errorf("creating the views of %s: %w", s.path, err)
+		}
+		commentsChanged, err := s.syncComments(ctx)
+		if err != nil {
+			return fmt.Errorf("describing the tables of %s: %w", s.path, err)
+		}
+		if viewsChanged || commentsChanged {
+			// Like the migrations: fold catalog changes into the file before any write.
+			if _, err := s.db.ExecContext(ctx, "CHECKPOINT"); err != nil {
+				return fmt.Errorf("checkpointing %s after creating views: %w", s.path, err)
+			}
+		}
+	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("opening write connection: %w", err)

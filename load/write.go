@@ -351,26 +351,6 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, r RunEnd) error {
 	return nil
 }
 
-// RecordPublish records on a finished run how publishing after it went: status "ok" or
-// "failed", with the error text of a failure (which must hold no secret).
-func (s *Store) RecordPublish(ctx context.Context, runID int64, status, errText string) error {
-	if s.readOnly {
-		return errReadOnly
-	}
-	var e any
-	if errText != "" {
-		e = errText
-	}
-	res, err := s.db.ExecContext(ctx, `UPDATE runs SET publish_status = $2, publish_error = $3 WHERE id = $1`, runID, status, e)
-	if err != nil {
-		return fmt.Errorf("recording the publish of run %d: %w", runID, err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("recording the publish of run %d: no such run", runID)
-	}
-	return nil
-}
-
 // checkpoint folds the WAL into the file, so a store between runs is one compact file
 // that opens without replaying anything. Failing is harmless (DuckDB refuses while another
 // connection has a transaction open) and only logged.

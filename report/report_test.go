@@ -85,7 +85,7 @@ func TestRowsPerStreamMatchesGroundTruth(t *testing.T) {
 	}
 	types := columnTypes(t, db, def.Table)
 	for col, ty := range map[string]string{"date": "DATE", "data_stream": "VARCHAR", "data_stream_total_rows": "BIGINT",
-		"run_id": "BIGINT", "date_from": "DATE", "date_to": "DATE", "loaded_at": "TIMESTAMP WITH TIME ZONE"} {
+		"report_run_id": "BIGINT", "date_from": "DATE", "date_to": "DATE", "loaded_at": "TIMESTAMP WITH TIME ZONE"} {
 		if types[col] != ty {
 			t.Errorf("column %s is %q, want %s (all: %v)", col, types[col], ty, types)
 		}
@@ -100,7 +100,7 @@ func TestRowsPerStreamMatchesGroundTruth(t *testing.T) {
 		t.Errorf("second run replaced %d rows as run %d, want %d rows as a new run", res2[0].Replaced, res2[0].RunID, len(want))
 	}
 	compareTruth(t, landedRows(t, db), want)
-	if n := count(t, db, `SELECT count(DISTINCT run_id) FROM report_rows_per_stream`); n != 1 {
+	if n := count(t, db, `SELECT count(DISTINCT report_run_id) FROM report_rows_per_stream`); n != 1 {
 		t.Errorf("rows of %d runs remain, want only the latest", n)
 	}
 
@@ -124,7 +124,7 @@ func TestRowsPerStreamMatchesGroundTruth(t *testing.T) {
 
 	var status string
 	var rowCount int64
-	if err := db.QueryRow(`SELECT status, row_count FROM report_runs WHERE run_id = $1`, res[0].RunID).Scan(&status, &rowCount); err != nil {
+	if err := db.QueryRow(`SELECT status, row_count FROM report_runs WHERE report_run_id = $1`, res[0].RunID).Scan(&status, &rowCount); err != nil {
 		t.Fatal(err)
 	}
 	if status != "ok" || rowCount != int64(len(want)) {

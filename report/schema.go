@@ -21,7 +21,7 @@ const (
 )
 
 // The columns every result table starts with.
-var metaColumns = []string{"run_id", "date_from", "date_to", "loaded_at"}
+var metaColumns = []string{"report_run_id", "date_from", "date_to", "loaded_at"}
 
 // dateRE matches the Query API's date values: "2021-06-01" and the legacy
 // "2021-06-01 00:00:00.0" (facts file §10).

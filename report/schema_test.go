@@ -27,9 +27,9 @@ func TestValueType(t *testing.T) {
 }
 
 func TestColumnName(t *testing.T) {
-	used := map[string]bool{"run_id": true, "data_stream": true}
+	used := map[string]bool{"report_run_id": true, "data_stream": true}
 	for _, tc := range []struct{ in, want string }{
-		{"Data Stream Total Rows", "data_stream_total_rows"}, {"Run ID", "run_id_2"}, {"Data  Stream!", "data_stream_2"},
+		{"Data Stream Total Rows", "data_stream_total_rows"}, {"Report Run ID", "report_run_id_2"}, {"Data  Stream!", "data_stream_2"},
 		{"2nd Metric", "c_2nd_metric"}, {"€€", "column"}, {`Cost "net"; DROP`, "cost_net_drop"},
 	} {
 		if got := columnName(tc.in, used); got != tc.want {
@@ -168,7 +168,7 @@ func TestSchemaEvolution(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), s.wantErr) {
 				t.Fatalf("step %d %s: err %v, want %q", i, s.name, err, s.wantErr)
 			}
-			if n := count(t, db, `SELECT count(*) FROM report_evolving WHERE run_id = $1`, runID); n != 0 {
+			if n := count(t, db, `SELECT count(*) FROM report_evolving WHERE report_run_id = $1`, runID); n != 0 {
 				t.Errorf("the failed step wrote %d rows", n)
 			}
 			continue

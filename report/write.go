@@ -33,7 +33,7 @@ func startRun(ctx context.Context, db *sql.DB, def *config.Report, span Span, no
 	var id int64
 	err := db.QueryRowContext(ctx,
 		`INSERT INTO report_runs (report, table_name, workspace, date_from, date_to, mode, started, status)
-		 VALUES ($1, $2, $3, CAST($4 AS DATE), CAST($5 AS DATE), $6, $7, 'running') RETURNING run_id`,
+		 VALUES ($1, $2, $3, CAST($4 AS DATE), CAST($5 AS DATE), $6, $7, 'running') RETURNING report_run_id`,
 		def.Name, def.Table, def.Workspace, span.From.String(), span.To.String(), mode(def), now).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("recording the run: %w", err)
@@ -47,7 +47,7 @@ func failRun(db *sql.DB, runID int64, now time.Time, cause error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := db.ExecContext(ctx,
-		`UPDATE report_runs SET status = 'failed', finished = $2, error = $3 WHERE run_id = $1`,
+		`UPDATE report_runs SET status = 'failed', finished = $2, error = $3 WHERE report_run_id = $1`,
 		runID, now, cause.Error())
 	return err
 }
@@ -104,7 +104,7 @@ func land(ctx context.Context, db *sql.DB, l landing, now time.Time) (w written,
 	headers, _ := json.Marshal(res.Headers)
 	if _, err := tx.ExecContext(ctx,
 		`UPDATE report_runs SET status = 'ok', finished = $2, row_count = $3, replaced = $4, columns = $5, batched = $6
-		 WHERE run_id = $1`, l.runID, now, w.rows, w.replaced, string(headers), l.batched); err != nil {
+		 WHERE report_run_id = $1`, l.runID, now, w.rows, w.replaced, string(headers), l.batched); err != nil {
 		return w, fmt.Errorf("recording the run: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -136,7 +136,7 @@ func storedColumns(ctx context.Context, tx *sql.Tx, table string) ([]column, err
 func applySchema(ctx context.Context, tx *sql.Tx, table string, ch schemaChange, runID int64, w *written) error {
 	q := quoteIdent(table)
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+q+` (
-		run_id BIGINT NOT NULL, date_from DATE NOT NULL, date_to DATE NOT NULL, loaded_at TIMESTAMPTZ NOT NULL)`); err != nil {
+		report_run_id BIGINT NOT NULL, date_from DATE NOT NULL, date_to DATE NOT NULL, loaded_at TIMESTAMPTZ NOT NULL)`); err != nil {
 		return fmt.Errorf("creating %s: %w", table, err)
 	}
 	for _, i := range ch.added {
@@ -210,7 +210,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, table string, ch schemaChange, 
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	names := []string{"run_id", "date_from", "date_to", "loaded_at"}
+	names := []string{"report_run_id", "date_from", "date_to", "loaded_at"}
 	casts := []string{"BIGINT", "DATE", "DATE", "TIMESTAMPTZ"}
 	for _, ci := range ch.headers {
 		names = append(names, quoteIdent(ch.cols[ci].Name))

@@ -300,7 +300,7 @@ func TestNotifiesActionsFailedAgain(t *testing.T) {
 
 	// `drextract actions follow-up` goes through the same step: outcomes left undecided
 	// (say, by a crawl of an older drextract) are decided and notified.
-	if _, err := e.store.DB().Exec(`UPDATE action_items SET outcome = NULL, outcome_at = NULL WHERE run_id = $1`, act.Action.Report.RunID); err != nil {
+	if _, err := e.store.DB().Exec(`UPDATE action_items SET outcome = NULL, outcome_at = NULL WHERE action_run_id = $1`, act.Action.Report.RunID); err != nil {
 		t.Fatal(err)
 	}
 	fu, err := e.runner.FollowUp(ctx, e.store)

@@ -13,6 +13,7 @@ import (
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/notify"
+	"github.com/drextract/drextract/publish"
 	"github.com/drextract/drextract/ratelimit"
 )
 
@@ -41,9 +42,6 @@ type Runner struct {
 	// Observer, when set, sees every API attempt besides the run's own audit (the
 	// daemon's metrics).
 	Observer datorama.Observer
-	// Targets are published after every run that wrote the store, in order; the serving
-	// copy comes first without being listed.
-	Targets []Target
 	// UserAgent is sent with every request.
 	UserAgent string
 	// Schedule names who started the runs: "cli" or the schedule's name.
@@ -87,36 +85,13 @@ type Result struct {
 // RunDryRun is the status of an action run that planned and sent nothing.
 const RunDryRun = "dry_run"
 
-// A Target is a copy of the store for readers, brought up to date after every run that
-// wrote the store: serving.duckdb always, PostgreSQL when configured.
-type Target interface {
-	// Name names the target in messages, e.g. "serving.duckdb".
-	Name() string
-	// Publish brings the target up to date with the store. It is called after the run's
-	// runs row recorded its end, so the copy shows the run finished.
-	Publish(ctx context.Context, st *load.Store) error
-}
-
-// PublishResult is how the targets were brought up to date after a run.
+// PublishResult is how the store was published after a run: serving.duckdb, then
+// PostgreSQL when configured (package publish).
 type PublishResult struct {
-	Targets []string // the targets tried, in order
-	Errs    []error  // what failed, each naming its target
-}
-
-// Err joins what failed while publishing; nil when everything was published.
-func (p *PublishResult) Err() error {
-	if p == nil {
-		return nil
-	}
-	return errors.Join(p.Errs...)
-}
-
-// status is the runs.publish_status of p.
-func (p *PublishResult) status() string {
-	if p.Err() != nil {
-		return "failed"
-	}
-	return "ok"
+	publish.Result
+	// Err is what failed (a *publish.Error naming the part); nil when everything was
+	// published. It never holds the DSN.
+	Err error
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -241,51 +216,19 @@ func (r *Runner) after(ctx context.Context, st *load.Store, res *Result) {
 	r.notify(ctx, st, res)
 }
 
-// publishRun publishes the copies readers use and records how that went on the runs row.
-// A failed publish never undoes the run; it makes an ok run partial, since readers do not
-// see it yet. Nothing is published once the caller cancelled: the copies stay whole and
-// the next run publishes.
+// publishRun publishes the copies readers use (serving.duckdb, PostgreSQL when
+// configured), which records how that went on the runs row. A failed publish never undoes
+// the run; it makes an ok run partial, since readers do not see it yet, and the next
+// publish catches up. Nothing is published once the caller cancelled: the copies stay
+// whole and the next run publishes.
 func (r *Runner) publishRun(ctx context.Context, st *load.Store, res *Result) {
-	pub := r.publish(ctx, st)
-	res.Publish = pub
-	if err := pub.Err(); err != nil && res.Status == load.RunOK {
+	pr, err := publish.Run(ctx, st, r.Config, publish.Options{Run: res.RunID, Logger: r.Log})
+	res.Publish = &PublishResult{Result: pr, Err: err}
+	if err != nil && res.Status == load.RunOK {
 		res.Status = load.RunPartial
 		res.Incomplete = append(res.Incomplete, "publish: "+err.Error())
 		r.finishRun(ctx, st, res)
 	}
-	var perr string
-	if err := pub.Err(); err != nil {
-		perr = err.Error()
-	}
-	if err := st.RecordPublish(context.WithoutCancel(ctx), res.RunID, pub.status(), perr); err != nil {
-		r.log().Error("recording the publish of a run", "run_id", res.RunID, "error", err)
-	}
-}
-
-// publish brings every target up to date: the serving copy, then the Runner's Targets.
-// One failing does not stop the others.
-func (r *Runner) publish(ctx context.Context, st *load.Store) *PublishResult {
-	pub := &PublishResult{}
-	for _, t := range append([]Target{Serving(r.Config.Store.ServingPath())}, r.Targets...) {
-		pub.Targets = append(pub.Targets, t.Name())
-		if err := t.Publish(ctx, st); err != nil {
-			r.log().Error("publishing", "target", t.Name(), "error", err)
-			pub.Errs = append(pub.Errs, fmt.Errorf("publishing %s: %w", t.Name(), err))
-		}
-	}
-	return pub
-}
-
-// Serving is the target serving.duckdb at path: a complete copy of the store, replaced
-// whole.
-func Serving(path string) Target { return servingTarget(path) }
-
-type servingTarget string
-
-func (t servingTarget) Name() string { return string(t) }
-
-func (t servingTarget) Publish(ctx context.Context, st *load.Store) error {
-	return st.Publish(ctx, string(t))
 }
 
 // StoreOptions are the options every command and the daemon open the live store with:

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,7 +118,7 @@ func TestExtractFollowsUpAndPublishes(t *testing.T) {
 	if res.FollowUp == nil {
 		t.Error("the crawl did not follow up actions")
 	}
-	if res.Publish == nil || res.Publish.Err() != nil {
+	if res.Publish == nil || res.Publish.Err != nil {
 		t.Fatalf("publish after the crawl: %+v", res.Publish)
 	}
 	runs := e.runs()
@@ -129,25 +130,20 @@ func TestExtractFollowsUpAndPublishes(t *testing.T) {
 	}
 }
 
-// failingTarget is a publish target that is down.
-type failingTarget struct{}
-
-func (failingTarget) Name() string { return "a target that is down" }
-func (failingTarget) Publish(context.Context, *load.Store) error {
-	return errors.New("connection refused")
-}
-
-// TestFailedPublishKeepsTheRun: a target that fails to publish never undoes the run: the
-// rows stay, the other targets are published, the run is partial, and its runs row says
-// the publish failed.
+// TestFailedPublishKeepsTheRun: a PostgreSQL target that is down never undoes the run:
+// the rows stay, the serving copy is still published, the run is partial, and its runs
+// row says the publish failed (without the DSN's password).
 func TestFailedPublishKeepsTheRun(t *testing.T) {
 	e := newEnv(t)
-	e.runner.Targets = []Target{failingTarget{}}
+	// Nothing listens on port 1 of the loopback: the connection is refused.
+	t.Setenv("DRX_TEST_DSN", "postgres://drextract:CANARY-pw@127.0.0.1:1/analytics?connect_timeout=5")
+	e.runner.Config.Publish = &config.Publish{Postgres: &config.PostgresTarget{
+		DSN: config.SecretSource{Env: "DRX_TEST_DSN"}, Schema: "datorama"}}
 	res := e.runner.Extract(context.Background(), e.store, ExtractOptions{})
 	if res.Status != load.RunPartial {
 		t.Fatalf("status %s, want partial after a failed publish", res.Status)
 	}
-	if err := res.Publish.Err(); err == nil {
+	if res.Publish == nil || res.Publish.Err == nil {
 		t.Fatalf("publish result %+v, want the failure", res.Publish)
 	}
 	var jobs int
@@ -155,8 +151,9 @@ func TestFailedPublishKeepsTheRun(t *testing.T) {
 		t.Fatalf("jobs after the crawl: %d (%v), want the crawl's rows kept", jobs, err)
 	}
 	runs := e.runs()
-	if len(runs) != 1 || runs[0].status != load.RunPartial || runs[0].publish != "failed" || runs[0].publishErr == "" {
-		t.Fatalf("runs = %+v, want one partial run with publish failed and its error", runs)
+	if len(runs) != 1 || runs[0].status != load.RunPartial || runs[0].publish != "failed" ||
+		!strings.Contains(runs[0].publishErr, "PostgreSQL") || strings.Contains(runs[0].publishErr, "CANARY") {
+		t.Fatalf("runs = %+v, want one partial run with publish failed, naming PostgreSQL and not the password", runs)
 	}
 	if _, err := os.Stat(e.runner.Config.Store.ServingPath()); err != nil {
 		t.Errorf("the serving copy was not published beside the failing target: %v", err)

@@ -1,5 +1,6 @@
 // Package sql holds drextract's SQL files, embedded in the binary: the store's versioned
-// migrations and the built-in selections. It runs nothing itself.
+// migrations, the analyst views, the description of every table, view and column, and
+// the built-in selections. It runs nothing itself.
 //
 // Importers name it drsql to keep database/sql readable.
 package sql
@@ -16,3 +17,16 @@ var Migrations embed.FS
 //
 //go:embed selections
 var Selections embed.FS
+
+// Views are the analyst views, views/NAME.sql: the SELECT of view NAME, in SQL that
+// DuckDB and PostgreSQL both run.
+//
+//go:embed views
+var Views embed.FS
+
+// Catalog is catalog.yaml, the description of every table, view and column of the store:
+// the source of COMMENT ON in DuckDB and PostgreSQL, `drextract catalog` and
+// `drextract dbt-sources`.
+//
+//go:embed catalog.yaml
+var Catalog []byte
