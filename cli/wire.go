@@ -18,6 +18,7 @@ import (
 	"github.com/drextract/drextract/extract"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/notify"
+	"github.com/drextract/drextract/postgres"
 	"github.com/drextract/drextract/ratelimit"
 	"github.com/drextract/drextract/run"
 )
@@ -238,7 +239,14 @@ func (w *wiring) runNotifier() *notify.Notifier {
 // notifyOptions are the Notifier's options for targets: the tokens read so far are
 // scrubbed from every event, as the URLs are.
 func (w *wiring) notifyOptions(targets []config.WebhookTarget) notify.Options {
-	o := notify.Options{Secrets: w.secrets, Clock: w.api, Logger: w.log, UserAgent: "drextract/" + Version}
+	secrets := w.secrets
+	if w.cfg.Postgres() != nil {
+		// A PostgreSQL error is scrubbed of the DSN where it is made; this is the net.
+		if dsn, _, err := w.cfg.PostgresDSN(); err == nil {
+			secrets = append(secrets, postgres.Secrets(dsn.Value())...)
+		}
+	}
+	o := notify.Options{Secrets: secrets, Clock: w.api, Logger: w.log, UserAgent: "drextract/" + Version}
 	for _, t := range targets {
 		o.Webhooks = append(o.Webhooks, notify.Webhook{URL: t.URL.Value(), Events: t.Events})
 	}

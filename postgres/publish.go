@@ -186,6 +186,17 @@ func serverFingerprint(cfg *pgx.ConnConfig) string {
 	return "pg_" + hex.EncodeToString(sum[:4])
 }
 
+// Secrets lists what of dsn must never appear in a message (the DSN itself and the
+// passwords it leads to), for other scrubbers (notifications); a DSN that does not parse
+// yields itself alone.
+func Secrets(dsn string) []string {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return []string{dsn}
+	}
+	return secretsOf(dsn, cfg)
+}
+
 // secretsOf lists what must never appear in a message: the DSN and every password it
 // leads to (its own, a fallback's, one from ~/.pgpass).
 func secretsOf(dsn string, cfg *pgx.ConnConfig) []string {
