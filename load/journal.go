@@ -330,21 +330,21 @@ func parseJournal(data []byte) (recs []journalRecord, skipped int) {
 
 // stagingCallsSQL holds the records of one fold before they are inserted.
 const stagingCallsSQL = `CREATE OR REPLACE TEMP TABLE stg_api_calls (
-	attempt_id VARCHAR, time TIMESTAMPTZ, run_id BIGINT, token_fingerprint VARCHAR, method VARCHAR,
+	seq INTEGER, attempt_id VARCHAR, time TIMESTAMPTZ, run_id BIGINT, token_fingerprint VARCHAR, method VARCHAR,
 	path_template VARCHAR, status INTEGER, latency_ms DOUBLE, attempt INTEGER, platform_remaining INTEGER,
 	query_remaining INTEGER, daily_remaining INTEGER, platform_reset TIMESTAMPTZ, daily_reset TIMESTAMPTZ,
 	error VARCHAR, action_run_id BIGINT, action_call_no INTEGER)`
 
 // insertCallsSQL adds the staged attempts not stored yet, numbered on from the largest
-// id in time order. $1 and $2 bound the staged times, so the search for stored attempt
-// ids reads only the row groups of that time.
+// id in the order they were journaled. $1 and $2 bound the staged times, so the search
+// for stored attempt ids reads only the row groups of that time.
 const insertCallsSQL = `INSERT INTO api_calls (id, attempt_id, time, run_id, token_fingerprint, method, path_template,
 		status, latency_ms, attempt, platform_remaining, query_remaining, daily_remaining, platform_reset, daily_reset,
 		error, action_run_id, action_call_no)
-	SELECT (SELECT coalesce(max(id), 0) FROM api_calls) + row_number() OVER (ORDER BY time, attempt_id),
+	SELECT (SELECT coalesce(max(id), 0) FROM api_calls) + row_number() OVER (ORDER BY seq),
 		attempt_id, time, run_id, token_fingerprint, method, path_template, status, latency_ms, attempt,
 		platform_remaining, query_remaining, daily_remaining, platform_reset, daily_reset, error, action_run_id, action_call_no
-	FROM (SELECT DISTINCT ON (attempt_id) * FROM stg_api_calls) s
+	FROM (SELECT DISTINCT ON (attempt_id) * FROM stg_api_calls ORDER BY attempt_id, seq) s
 	WHERE NOT EXISTS (SELECT 1 FROM api_calls a WHERE a.attempt_id = s.attempt_id AND a.time BETWEEN $1 AND $2)`
 
 // storeCalls inserts the records whose attempt is not stored yet, in one transaction,
@@ -365,7 +365,7 @@ func (s *Store) storeCalls(ctx context.Context, recs []journalRecord) (int, erro
 				return fmt.Errorf("unexpected driver connection %T", dc)
 			}
 			_, err := appendTo(conn, "stg_api_calls", func(a *duckdb.Appender) ([]int64, error) {
-				for _, r := range recs {
+				for i, r := range recs {
 					if r.Time.Before(lo) {
 						lo = r.Time
 					}
@@ -376,7 +376,7 @@ func (s *Store) storeCalls(ctx context.Context, recs []journalRecord) (int, erro
 					if !fingerprintRE.MatchString(fp) {
 						fp = "tok_invalid"
 					}
-					if err := a.AppendRow(r.ID, r.Time.UTC(), nullInt64(r.Run), fp, r.Method, r.PathTemplate, int32(r.Status),
+					if err := a.AppendRow(int32(i), r.ID, r.Time.UTC(), nullInt64(r.Run), fp, r.Method, r.PathTemplate, int32(r.Status),
 						float64(r.LatencyNS)/float64(time.Millisecond), int32(r.Attempt),
 						remaining(r.PlatformRemaining), remaining(r.QueryRemaining), remaining(r.DailyRemaining),
 						nullTime(r.PlatformReset), nullTime(r.DailyReset), nullString(r.Error),
