@@ -8,6 +8,10 @@
 // Files under the data directory:
 //
 //	datorama.duckdb   the live store, opened read-write by one process at a time (LockDir)
+//	datorama.duckdb.calls
+//	                  the API-call journal every process appends to (Journal), folded
+//	                  into api_calls by the store's holder (FoldJournal); .lock and
+//	                  .folding beside it
 //	serving.duckdb    the BI copy, replaced whole by Publish; consumers open it read-only
 //	parquet           a symlink to the newest complete export in parquet.versions/
 //	drextract.lock    the single-writer lock, holding the writer's pid

@@ -245,3 +245,31 @@ func TestOpenFoldsTheJournalOfAbandonedRuns(t *testing.T) {
 		t.Errorf("ids: older rows %s, folded rows %s; want 1,2 and 3,4,5", older, newer)
 	}
 }
+
+// BenchmarkJournal measures one attempt's record: appended ("append": what every call
+// costs), and appended and synced ("append+sync": what a call costs when each record is
+// made durable at once, as actions, reports and probes do; a crawl pays the sync once
+// per page instead).
+func BenchmarkJournal(b *testing.B) {
+	for _, sync := range []bool{false, true} {
+		name := "append"
+		if sync {
+			name = "append+sync"
+		}
+		b.Run(name, func(b *testing.B) {
+			j := NewJournal(filepath.Join(b.TempDir(), LiveFile))
+			c := call(1)
+			for i := range b.N {
+				c.AttemptID = fmt.Sprint(i)
+				if err := j.Append(1, c); err != nil {
+					b.Fatal(err)
+				}
+				if sync {
+					if err := j.Sync(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
