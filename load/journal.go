@@ -123,14 +123,21 @@ func encodeRecord(runID int64, c APICall) ([]byte, error) {
 	if c.AttemptID == "" {
 		return nil, errors.New("an API call record needs its attempt id")
 	}
-	b, err := json.Marshal(newRecord(runID, c))
-	if err != nil {
-		return nil, fmt.Errorf("encoding an API call record: %w", err)
+	rec := newRecord(runID, c)
+	for {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return nil, fmt.Errorf("encoding an API call record: %w", err)
+		}
+		if len(b)+1 <= maxJournalLine {
+			return append([]byte{'\n'}, b...), nil
+		}
+		// Escaping can make an error text several times longer than its bytes.
+		if rec.Error == "" {
+			return nil, fmt.Errorf("an API call record of %d bytes is over the journal's %d", len(b)+1, maxJournalLine)
+		}
+		rec.Error = clip(rec.Error, len(rec.Error)/2)
 	}
-	if len(b)+1 > maxJournalLine {
-		return nil, fmt.Errorf("an API call record of %d bytes is over the journal's %d", len(b)+1, maxJournalLine)
-	}
-	return append([]byte{'\n'}, b...), nil
 }
 
 // clip keeps at most n bytes of s, cut at a rune boundary.

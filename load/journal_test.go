@@ -113,6 +113,19 @@ func TestJournalFoldStoresEachAttemptOnce(t *testing.T) {
 	}
 }
 
+// An error text that escaping makes long is cut so that the record stays one write
+// under PIPE_BUF.
+func TestJournalRecordFitsOneWrite(t *testing.T) {
+	c := call(1)
+	c.Error = strings.Repeat("\x01", 5000)
+	line, err := encodeRecord(1, c)
+	must(t, err)
+	recs, skipped := parseJournal(line)
+	if len(line) > maxJournalLine || len(recs) != 1 || skipped != 0 || !strings.HasPrefix(recs[0].Error, "\x01\x01") {
+		t.Errorf("record of %d bytes, %d read, %d skipped", len(line), len(recs), skipped)
+	}
+}
+
 // A kill between the fold's commit and the removal of its folding file leaves records
 // that are stored already; a kill while appending leaves a torn record. Neither
 // duplicates nor fails anything.
