@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -55,7 +56,7 @@ func checkCallsLanded(t *testing.T, dataDir string, s *sim.Sim) (noRun, actionCa
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // TestEveryCommandsCallsLand: extract (its page-size probes included), plan --probe,
-// the single-item actions, act, report and status --probe each leave one api_calls row
+// the single-item actions, act --csv, report and status --probe each leave one api_calls row
 // per call the API saw, status --probe's (which holds no store) once the next process
 // opens it. The reproduction: disable --stream X --yes, then one more extract.
 func TestEveryCommandsCallsLand(t *testing.T) {
@@ -91,6 +92,11 @@ func TestEveryCommandsCallsLand(t *testing.T) {
 	run("plan", "--probe")
 	run("disable", "--stream", fmt.Sprint(streams[0]), "--yes")
 	run("rerun", "--stream", fmt.Sprint(streams[1]), "--all", "--yes")
+	csv := filepath.Join(t.TempDir(), "enable.csv")
+	if err := os.WriteFile(csv, []byte(fmt.Sprintf("stream_id\n%d\n", streams[0])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("act", "--csv", csv, "--action", "enable", "--yes")
 	run("extract")
 	run("report", "rows-per-stream")
 	before := e.sim.Calls().Total
@@ -100,7 +106,7 @@ func TestEveryCommandsCallsLand(t *testing.T) {
 	if noRun != probes || probes == 0 {
 		t.Errorf("%d api_calls rows of no run; status --probe made %d calls", noRun, probes)
 	}
-	if sent != 2 {
-		t.Errorf("%d action calls sent, want the disable and the rerun", sent)
+	if sent != 3 {
+		t.Errorf("%d action calls sent, want the disable, the rerun and the enable", sent)
 	}
 }

@@ -136,8 +136,7 @@ func PoolBudgetView(pool *ratelimit.Pool) action.BudgetView {
 }
 
 // Reconcile settles the calls an interrupted action run left "sending", from the API's
-// job lists, and returns what it settled.
-// Its calls belong to no run.
+// job lists, and returns what it settled. Its API calls belong to no run.
 func (r *Runner) Reconcile(ctx context.Context, st *load.Store) ([]string, error) {
 	rec := r.recorder(0, true)
 	client, err := r.client(rec, nil)
