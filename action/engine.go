@@ -152,7 +152,7 @@ func (e *Engine) stack(dryRun bool, out io.Writer, a *audit, runID int64) Sender
 	if dryRun {
 		return &dryRunSender{w: out}
 	}
-	var s Sender = EachCall((&apiSender{c: e.Client}).send)
+	var s Sender = EachCall((&apiSender{c: e.Client, runID: runID}).send)
 	if e.WrapSender != nil {
 		s = e.WrapSender(s)
 	}

@@ -130,14 +130,17 @@ func definite(err error) error {
 const maxAnswerBody = 64 << 10
 
 // apiSender sends calls with the datorama client, at interactive priority (actions are a
-// person waiting, and may use the daily reserve), always naming the workspace.
+// person waiting, and may use the daily reserve), always naming the workspace and, for
+// the api_calls audit, the action call (runID, call no) each request carries out.
 type apiSender struct {
-	c *datorama.Client
+	c     *datorama.Client
+	runID int64
 }
 
 func (s *apiSender) send(ctx context.Context, c *Call) (*Answer, error) {
 	ctx = ratelimit.WithPriority(ctx, ratelimit.Interactive)
 	ctx = datorama.WithWorkspace(ctx, c.WorkspaceID)
+	ctx = datorama.WithCallRef(ctx, datorama.CallRef{ActionRunID: s.runID, ActionCallNo: c.No})
 	if c.Op.Creates() {
 		return s.create(ctx, c)
 	}

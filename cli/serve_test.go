@@ -304,6 +304,9 @@ schedules:
 	if strings.Contains(e.logs.String(), e.token) {
 		t.Error("the daemon's log shows the token")
 	}
+	if noRun, _ := checkCallsLanded(t, e.dataDir, e.sim); noRun != 0 {
+		t.Errorf("%d api_calls rows of the daemon's runs have no run", noRun)
+	}
 }
 
 // checkEndpoint reads /status and /metrics of the running daemon.

@@ -142,7 +142,7 @@ func probeTokens(ctx context.Context, w *wiring) error {
 		return err
 	}
 	pool := w.pool(tokens)
-	client, err := w.client(pool, nil)
+	client, err := w.client(pool)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drextract/drextract/audit"
 	"github.com/drextract/drextract/clock"
 	"github.com/drextract/drextract/config"
 	"github.com/drextract/drextract/datorama"
@@ -150,15 +151,16 @@ func (w *wiring) budgetConfig() ratelimit.Config {
 	}
 }
 
-// client is an API client whose every request passes pool and is reported to obs (nil:
-// none).
-func (w *wiring) client(pool *ratelimit.Pool, obs datorama.Observer) (*datorama.Client, error) {
+// client is an API client whose every request passes pool and is appended to the store's
+// api_calls journal, as belonging to no run: the next process that opens the store folds
+// it into api_calls (this one may not hold the store: status --probe while serve runs).
+// Runs build their clients in package run.
+func (w *wiring) client(pool *ratelimit.Pool) (*datorama.Client, error) {
+	rec := audit.New(load.NewJournal(w.cfg.Store.DuckDBPath()), audit.Options{SyncEach: true, Logger: w.log})
 	opts := []datorama.Option{
 		datorama.WithGate(pool), datorama.WithClock(w.clock), datorama.WithAPIClock(w.api), datorama.WithLogger(w.log),
 		datorama.WithSandbox(w.cfg.API.Sandbox), datorama.WithUserAgent("drextract/" + Version),
-	}
-	if obs != nil {
-		opts = append(opts, datorama.WithObserver(obs))
+		datorama.WithObserver(rec),
 	}
 	c, err := datorama.New(w.cfg.API.BaseURL, "", opts...)
 	if err != nil {

@@ -199,6 +199,28 @@ type CallRecord struct {
 	Rate         Rate
 	Attempt      int
 	Err          string // transport or decode error text, token-free
+	Ref          CallRef
+}
+
+// CallRef says what a request was made for, as far as the audit tells calls apart: the
+// bulk-action call it carries out. The caller sets it with WithCallRef; the zero value
+// names nothing.
+type CallRef struct {
+	ActionRunID  int64 // the action run (action_runs.id)
+	ActionCallNo int   // its call (action_calls.call_no)
+}
+
+type callRefKey struct{}
+
+// WithCallRef tags the requests made with ctx: each attempt's CallRecord carries ref.
+func WithCallRef(ctx context.Context, ref CallRef) context.Context {
+	return context.WithValue(ctx, callRefKey{}, ref)
+}
+
+// CallRefFrom returns the ref set by WithCallRef, or the zero CallRef.
+func CallRefFrom(ctx context.Context) CallRef {
+	ref, _ := ctx.Value(callRefKey{}).(CallRef)
+	return ref
 }
 
 // ErrQuotaExhausted is matched (errors.Is) by every error that means "no daily quota

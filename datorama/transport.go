@@ -447,7 +447,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, n int, permit Permit, ha
 	permit.Done(o.status, o.rate, latency)
 	if c.observer != nil {
 		rec := CallRecord{Time: start, Fingerprint: fp, Kind: cl.kind, Method: cl.method, PathTemplate: cl.route.tmpl,
-			Path: cl.route.path, Status: o.status, Latency: latency, Rate: o.rate, Attempt: n}
+			Path: cl.route.path, Status: o.status, Latency: latency, Rate: o.rate, Attempt: n, Ref: CallRefFrom(ctx)}
 		if o.err != nil {
 			rec.Err = c.scrub(o.err.Error(), token)
 		}

@@ -22,8 +22,8 @@ type Crawler struct {
 	Client *datorama.Client
 	// Sink is the store.
 	Sink load.Sink
-	// Audit is the observer wired into Client. With it every attempt lands in api_calls
-	// and counts towards Result.Calls; without it the crawler counts its own requests.
+	// Audit is the observer wired into Client. With it every attempt counts towards
+	// Result.Calls; without it the crawler counts its own requests.
 	Audit *Audit
 	// Pool, when the client's gate is a pool of several tokens, makes the workspace list
 	// read once per token and merged (each token sees only its user's workspaces), and
@@ -85,7 +85,7 @@ type run struct {
 	pending []*jobsReader
 }
 
-// Run crawls the account once and records the run (runs and api_calls). Its error is
+// Run crawls the account once and records the run (runs). Its error is
 // non-nil only when the crawl could not start or was interrupted by ctx; every other
 // outcome, including a failure of the store, is in Result.Status and Result.Err.
 func (c *Crawler) Run(ctx context.Context, opts Options) (Result, error) {
@@ -102,9 +102,6 @@ func (c *Crawler) Run(ctx context.Context, opts Options) (Result, error) {
 		return Result{Status: load.RunFailed, Err: err}, err
 	}
 	r.id = id
-	if c.Audit != nil {
-		c.Audit.begin(id)
-	}
 	r.log = r.log.With("run", id)
 	r.log.Info("crawl started", "full", o.Full, "entities", o.Entities)
 
@@ -191,12 +188,6 @@ func (r *run) finish(ctx context.Context) (Result, error) {
 	// Record the calls and the end even when ctx was cancelled: the run happened.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	var flushErr error
-	if r.c.Audit != nil {
-		r.sinkMu.Lock()
-		flushErr = r.c.Audit.Flush(fctx, r.c.Sink, 0)
-		r.sinkMu.Unlock()
-	}
 	res.Calls = r.calls()
 	end := load.RunEnd{Finished: r.o.Clock.Now(), Status: res.Status, Calls: res.Calls, Rows: res.Rows, Incomplete: res.Incomplete}
 	if res.Err != nil {
@@ -207,7 +198,7 @@ func (r *run) finish(ctx context.Context) (Result, error) {
 	r.sinkMu.Unlock()
 	r.log.Info("crawl finished", "status", res.Status, "calls", res.Calls, "rows", res.Rows,
 		"incomplete", len(res.Incomplete), "probe_calls", res.ProbeCalls)
-	if err := errors.Join(flushErr, finErr); err != nil {
+	if err := finErr; err != nil {
 		if res.Err == nil {
 			res.Err = err
 		}
@@ -301,7 +292,7 @@ func (r *run) failed(ctx context.Context, parent string, err error) {
 	r.mu.Unlock()
 }
 
-// write stores a batch with its checkpoint and flushes the audit now and then.
+// write stores a batch with its checkpoint.
 func (r *run) write(b load.Batch) error {
 	if b.ObservedAt.IsZero() {
 		b.ObservedAt = r.o.Clock.Now()
@@ -315,11 +306,6 @@ func (r *run) write(b load.Batch) error {
 		r.mu.Lock()
 		r.rows[b.Entity] += n
 		r.mu.Unlock()
-	}
-	if r.c.Audit != nil {
-		if err := r.c.Audit.Flush(r.parent, r.c.Sink, DefaultAuditBatch); err != nil {
-			return &storeError{err}
-		}
 	}
 	return nil
 }

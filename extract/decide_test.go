@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/drextract/drextract/datorama"
-	"github.com/drextract/drextract/load"
 )
 
 func TestDecideJobs(t *testing.T) {
@@ -241,16 +240,3 @@ func TestProgressLine(t *testing.T) {
 	}
 }
 
-func TestAPICallRecord(t *testing.T) {
-	reset := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
-	r := datorama.CallRecord{Time: testStart, Fingerprint: "tok_0123abcd", Method: "POST", PathTemplate: "/v1/data-streams/api/{id}/stats",
-		Status: 429, Latency: time.Second, Attempt: 2, Err: "x",
-		Rate: datorama.Rate{Platform: datorama.Window{Known: true, Remaining: 0}, DailyQuotaRest: reset}}
-	got := apiCall(r)
-	want := load.APICall{Time: testStart, Fingerprint: "tok_0123abcd", Method: "POST", PathTemplate: "/v1/data-streams/api/{id}/stats",
-		Status: 429, Latency: time.Second, Attempt: 2, PlatformRemaining: 0, QueryRemaining: -1, DailyRemaining: -1,
-		DailyReset: reset, Error: "x"}
-	if got != want {
-		t.Errorf("apiCall = %+v\nwant %+v", got, want)
-	}
-}

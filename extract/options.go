@@ -31,9 +31,6 @@ const (
 	// with two, one in 125,000. The price is two calls per stream whose job count is a
 	// multiple of the page size.
 	DefaultEmptyPageChecks = 2
-	// DefaultAuditBatch is how many API call records are buffered before they are
-	// written.
-	DefaultAuditBatch = 500
 )
 
 // Entities lists every entity a crawl can read, in crawl order. They are also the names

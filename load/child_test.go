@@ -118,6 +118,25 @@ func runChild(role, arg string) int {
 		return 0
 	case "write-loop": // write job pages with checkpoints into data dir arg until killed
 		return writeLoop(ctx, arg, fail)
+	case "append-calls": // for each line on stdin, append childBatch records to the journal of store file arg
+		j := NewJournal(arg)
+		in := bufio.NewScanner(os.Stdin)
+		for n := 0; in.Scan(); {
+			for range childBatch {
+				c := APICall{Time: t0.Add(time.Duration(n) * time.Millisecond), Fingerprint: "tok_0a1b2c3d", Method: "GET",
+					PathTemplate: "/v1/workspaces", Status: 200, Attempt: 1, PlatformRemaining: -1, QueryRemaining: -1,
+					DailyRemaining: -1, AttemptID: fmt.Sprintf("%d-%d", os.Getpid(), n)}
+				if err := j.Append(int64(os.Getpid()), c); err != nil {
+					return fail(err)
+				}
+				n++
+			}
+			if err := j.Sync(); err != nil {
+				return fail(err)
+			}
+			fmt.Println("appended")
+		}
+		return 0
 	case "export-loop": // export and publish data dir arg until killed
 		s, err := Open(ctx, liveIn(arg), Options{Logger: quietLogger()})
 		if err != nil {

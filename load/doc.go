@@ -13,6 +13,10 @@
 //	  datorama.duckdb      the live store (0600), opened read-write by one process at a
 //	                       time (LockDir), verified against its checksums at every open
 //	  datorama.duckdb.wal  its write-ahead log (0600); DuckDB spills into .tmp/ beside it
+//	  datorama.duckdb.calls
+//	                       the API-call journal every process appends to (Journal), folded
+//	                       into api_calls by the store's holder (FoldJournal); .lock and
+//	                       .folding beside it
 //	serving.duckdb         the BI copy, replaced whole by Publish, read-only on disk
 //	                       (Share: 0440 by default) so consumers can only open it read-only
 //	parquet                a symlink to the newest complete export in parquet.versions/

@@ -31,6 +31,8 @@ type Sink interface {
 	JobIndex(ctx context.Context, streamID int64) ([]JobKey, error)
 
 	// RecordCalls appends API call audit rows. It may be called at any time during a run.
+	// drextract's own runs record their calls through the store's journal instead
+	// (Journal, FoldJournal).
 	RecordCalls(ctx context.Context, runID int64, calls []APICall) error
 }
 
@@ -234,4 +236,11 @@ type APICall struct {
 	PlatformReset     time.Time
 	DailyReset        time.Time
 	Error             string
+	// AttemptID is unique to the attempt (made by the process that made it): storing a
+	// record twice keeps one row.
+	AttemptID string
+	// ActionRunID and ActionCallNo name the bulk-action call (action_calls) the attempt
+	// carried out; 0 for every other call.
+	ActionRunID  int64
+	ActionCallNo int
 }

@@ -210,6 +210,9 @@ func (s *Store) init(ctx context.Context, migrations fs.FS) error {
 	if err := createStaging(ctx, conn); err != nil {
 		return err
 	}
+	if err := s.recoverCalls(ctx); err != nil {
+		return err
+	}
 	res, err := conn.ExecContext(ctx,
 		`UPDATE runs SET status = 'failed', finished = coalesce(finished, $1),
 		   error = 'abandoned: the process ended while the run was in progress'

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
@@ -418,9 +419,10 @@ func (s *Store) JobIndex(ctx context.Context, streamID int64) ([]JobKey, error) 
 
 var fingerprintRE = regexp.MustCompile(`^tok_([0-9a-f]{8}|none)$`)
 
-// RecordCalls appends API call audit rows with the Appender. A fingerprint that does not
-// look like one ("tok_" + 8 hex digits) is stored as "tok_invalid": whatever it is, it
-// might be a token.
+// RecordCalls stores API call audit rows at once, as a fold of the journal does (ids
+// numbered on, a call whose AttemptID is already stored skipped; one without an
+// AttemptID gets a fresh one). A fingerprint that does not look like one ("tok_" + 8 hex
+// digits) is stored as "tok_invalid": whatever it is, it might be a token.
 func (s *Store) RecordCalls(ctx context.Context, runID int64, calls []APICall) error {
 	if s.readOnly {
 		return errReadOnly
@@ -431,45 +433,19 @@ func (s *Store) RecordCalls(ctx context.Context, runID int64, calls []APICall) e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("recording %d API calls: %w", len(calls), err)
 	}
+	recs := make([]journalRecord, 0, len(calls))
+	for _, c := range calls {
+		if c.AttemptID == "" {
+			c.AttemptID = rand.Text()
+		}
+		recs = append(recs, newRecord(runID, c))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.wconn == nil {
 		return errors.New("recording API calls: store is closed")
 	}
-	err := s.wconn.Raw(func(dc any) error {
-		conn, ok := dc.(driver.Conn)
-		if !ok {
-			return fmt.Errorf("unexpected driver connection %T", dc)
-		}
-		a, err := duckdb.NewAppender(conn, "", "main", "api_calls")
-		if err != nil {
-			return err
-		}
-		for _, c := range calls {
-			fp := c.Fingerprint
-			if !fingerprintRE.MatchString(fp) {
-				fp = "tok_invalid"
-			}
-			var runVal, errVal driver.Value
-			if runID != 0 {
-				runVal = runID
-			}
-			if c.Error != "" {
-				errVal = c.Error
-			}
-			if err = a.AppendRow(c.Time.UTC(), runVal, fp, c.Method, c.PathTemplate, int32(c.Status),
-				float64(c.Latency)/float64(time.Millisecond), int32(c.Attempt),
-				remaining(c.PlatformRemaining), remaining(c.QueryRemaining), remaining(c.DailyRemaining),
-				nullTime(c.PlatformReset), nullTime(c.DailyReset), errVal); err != nil {
-				break
-			}
-		}
-		if cerr := a.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	})
-	if err != nil {
+	if _, err := s.storeCalls(ctx, recs); err != nil {
 		return fmt.Errorf("recording %d API calls: %w", len(calls), err)
 	}
 	return nil

@@ -2,10 +2,12 @@ package run
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/drextract/drextract/action"
+	"github.com/drextract/drextract/audit"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/ratelimit"
 )
@@ -56,11 +58,10 @@ func (r *Runner) Action(ctx context.Context, st *load.Store, o ActionOptions) *R
 		r.notify(ctx, st, res)
 		return res
 	}
-	res := r.record(ctx, st, KindAction, func(ctx context.Context, res *Result) error {
+	res := r.record(ctx, st, KindAction, func(ctx context.Context, res *Result, rec *audit.Recorder) error {
 		ctx = ratelimit.WithPriority(ctx, o.Priority) // reconciliation reads included
 		res.Action = &ActionDetails{}
-		var calls callCounter
-		client, err := r.client(&calls)
+		client, err := r.client(rec, nil)
 		if err != nil {
 			return err
 		}
@@ -72,7 +73,6 @@ func (r *Runner) Action(ctx context.Context, st *load.Store, o ActionOptions) *R
 			return err
 		}
 		rep, err := eng.Execute(ctx, res.Action.Plan, false, o.Out)
-		res.Calls = int(calls.n.Load())
 		res.Action.Report = rep
 		if rep != nil {
 			res.Rows["action_items"] = rep.Sent + rep.Failed + rep.Skipped
@@ -149,12 +149,15 @@ func PoolBudgetView(pool *ratelimit.Pool) action.BudgetView {
 }
 
 // Reconcile settles the calls an interrupted action run left "sending", from the API's
-// job lists, and returns what it settled.
+// job lists, and returns what it settled. Its API calls belong to no run.
 func (r *Runner) Reconcile(ctx context.Context, st *load.Store) ([]string, error) {
-	client, err := r.client(nil)
+	rec := r.recorder(0, true)
+	client, err := r.client(rec, nil)
 	if err != nil {
 		return nil, err
 	}
 	eng := &action.Engine{DB: st.DB(), Client: client, Clock: r.clock(), Logger: r.Log}
-	return eng.Reconcile(ratelimit.WithPriority(ctx, ratelimit.Interactive))
+	notes, err := eng.Reconcile(ratelimit.WithPriority(ctx, ratelimit.Interactive))
+	r.settleCalls(ctx, st, &Result{}, rec)
+	return notes, errors.Join(err, rec.Err())
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/drextract/drextract/action"
+	"github.com/drextract/drextract/audit"
 	"github.com/drextract/drextract/extract"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/ratelimit"
@@ -33,8 +34,10 @@ func (r *Runner) Extract(ctx context.Context, st *load.Store, o ExtractOptions) 
 	if o.Full {
 		res.Kind = KindExtractFull
 	}
-	audit := extract.NewAudit()
-	client, err := r.client(audit)
+	// The crawl starts its runs row itself: the journal's Sink tags the recorder with it.
+	rec := r.recorder(0, false)
+	counter := extract.NewAudit()
+	client, err := r.client(rec, counter)
 	if err != nil {
 		res.Status, res.Err = load.RunFailed, err
 		r.notify(ctx, st, res)
@@ -44,7 +47,7 @@ func (r *Runner) Extract(ctx context.Context, st *load.Store, o ExtractOptions) 
 	if o.Full {
 		prio = ratelimit.Backfill
 	}
-	cr := &extract.Crawler{Client: client, Sink: st, Audit: audit, Pool: r.Pool}
+	cr := &extract.Crawler{Client: client, Sink: audit.Sink(st, rec), Audit: counter, Pool: r.Pool}
 	cres, err := cr.Run(ratelimit.WithPriority(ctx, prio), extract.Options{
 		Full: o.Full, Entities: o.Entities, MaxCalls: o.MaxCalls, Schedule: r.schedule(),
 		Progress: o.Progress, Clock: r.clock(), Logger: r.Log,
@@ -54,6 +57,9 @@ func (r *Runner) Extract(ctx context.Context, st *load.Store, o ExtractOptions) 
 	res.Crawl = &CrawlDetails{ProbeCalls: cres.ProbeCalls}
 	if res.Err == nil {
 		res.Err = err
+	}
+	if r.settleCalls(ctx, st, res, rec) && res.RunID != 0 {
+		r.finishRun(ctx, st, res)
 	}
 	if ctx.Err() != nil {
 		// Interrupted: the pages committed so far are kept, and the next run resumes.

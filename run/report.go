@@ -3,8 +3,8 @@ package run
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 
+	"github.com/drextract/drextract/audit"
 	"github.com/drextract/drextract/config"
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/load"
@@ -27,15 +27,13 @@ type ReportDetails = report.Result
 
 // Report runs one Query API report definition into its report_* table and publishes.
 func (r *Runner) Report(ctx context.Context, st *load.Store, o ReportOptions) *Result {
-	res := r.record(ctx, st, KindReport, func(ctx context.Context, res *Result) error {
-		var calls callCounter
-		client, err := r.client(&calls)
+	res := r.record(ctx, st, KindReport, func(ctx context.Context, res *Result, rec *audit.Recorder) error {
+		client, err := r.client(rec, nil)
 		if err != nil {
 			return err
 		}
 		rr := &report.Runner{Client: client, Store: st, Clock: r.clock(), Logger: r.Log}
 		results, err := rr.Run(ratelimit.WithPriority(ctx, o.Priority), []config.Report{o.Definition}, report.Options{Span: o.Span})
-		res.Calls = int(calls.n.Load())
 		res.Reports = results
 		for _, rep := range results {
 			res.Rows[rep.Table] += int(rep.Rows)
@@ -51,8 +49,3 @@ func (r *Runner) Report(ctx context.Context, st *load.Store, o ReportOptions) *R
 	r.after(ctx, st, res)
 	return res
 }
-
-// callCounter counts API attempts, for runs whose package does not count its calls.
-type callCounter struct{ n atomic.Int64 }
-
-func (c *callCounter) ObserveCall(datorama.CallRecord) { c.n.Add(1) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/drextract/drextract/action"
+	"github.com/drextract/drextract/audit"
 	"github.com/drextract/drextract/clock"
 	"github.com/drextract/drextract/config"
 	"github.com/drextract/drextract/datorama"
@@ -129,13 +130,13 @@ func (r *Runner) schedule() string {
 // ErrNoTokens is returned by runs that call the API when the Runner has no rate pool.
 var ErrNoTokens = errors.New("no API token configured")
 
-// client is an API client on the Runner's pool; every attempt is reported to obs (nil:
-// none) and to the Runner's Observer.
-func (r *Runner) client(obs datorama.Observer) (*datorama.Client, error) {
+// client is an API client on the Runner's pool. Every attempt is appended to the store's
+// api_calls journal by rec, and reported to obs (nil: none) and to the Runner's Observer.
+func (r *Runner) client(rec *audit.Recorder, obs datorama.Observer) (*datorama.Client, error) {
 	if r.Pool == nil {
 		return nil, ErrNoTokens
 	}
-	var observers multiObserver
+	observers := multiObserver{rec}
 	for _, o := range []datorama.Observer{r.Observer, obs} {
 		if o != nil {
 			observers = append(observers, o)
@@ -150,14 +151,37 @@ func (r *Runner) client(obs datorama.Observer) (*datorama.Client, error) {
 	} else {
 		opts = append(opts, datorama.WithClock(r.clock()))
 	}
-	if len(observers) > 0 {
-		opts = append(opts, datorama.WithObserver(observers))
-	}
+	opts = append(opts, datorama.WithObserver(observers))
 	c, err := datorama.New(r.Config.API.BaseURL, "", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("building the API client: %w", err)
 	}
 	return c, nil
+}
+
+// recorder journals the API attempts of run runID (0: not known yet, or none) for the
+// store's api_calls; syncEach makes each durable at once (see audit.Options).
+func (r *Runner) recorder(runID int64, syncEach bool) *audit.Recorder {
+	return audit.New(load.NewJournal(r.Config.Store.DuckDBPath()), audit.Options{RunID: runID, SyncEach: syncEach, Logger: r.Log})
+}
+
+// settleCalls runs once a run's calls are made: it folds the api_calls journal into the
+// store, so the copies published after the run hold them (a failure leaves them for the
+// next open of the store), and makes the run partial when some of its calls could not be
+// journaled: its audit is incomplete. It reports whether it changed res.
+func (r *Runner) settleCalls(ctx context.Context, st *load.Store, res *Result, rec *audit.Recorder) bool {
+	if _, err := st.FoldJournal(context.WithoutCancel(ctx)); err != nil {
+		r.log().Warn("folding the api_calls journal; the next open of the store folds it", "run_id", res.RunID, "error", err)
+	}
+	err := rec.Err()
+	if err == nil {
+		return false
+	}
+	res.Incomplete = append(res.Incomplete, "api_calls: "+err.Error())
+	if res.Status == load.RunOK {
+		res.Status = load.RunPartial
+	}
+	return true
 }
 
 // multiObserver hands every attempt to each observer in turn.
@@ -170,8 +194,9 @@ func (m multiObserver) ObserveCall(rec datorama.CallRecord) {
 }
 
 // record wraps work that does not record itself in runs (everything but a crawl): a
-// runs row is started before it and finished after it, also when ctx was cancelled.
-func (r *Runner) record(ctx context.Context, st *load.Store, kind string, work func(ctx context.Context, res *Result) error) *Result {
+// runs row is started before it and finished after it, also when ctx was cancelled. The
+// work's API clients journal their calls through rec, which counts them in res.Calls.
+func (r *Runner) record(ctx context.Context, st *load.Store, kind string, work func(ctx context.Context, res *Result, rec *audit.Recorder) error) *Result {
 	res := &Result{Kind: kind, Status: load.RunOK, Rows: map[string]int{}, Started: r.clock().Now()}
 	id, err := st.StartRun(ctx, load.RunStart{Schedule: r.schedule(), Kind: kind, Started: res.Started})
 	if err != nil {
@@ -179,9 +204,12 @@ func (r *Runner) record(ctx context.Context, st *load.Store, kind string, work f
 		return res
 	}
 	res.RunID = id
-	if err := work(ctx, res); err != nil && res.Err == nil {
+	rec := r.recorder(id, true)
+	if err := work(ctx, res, rec); err != nil && res.Err == nil {
 		res.Err = err
 	}
+	res.Calls = rec.Calls()
+	r.settleCalls(ctx, st, res, rec)
 	if res.Err != nil && res.Status == load.RunOK {
 		res.Status = load.RunFailed
 	}

@@ -36,11 +36,22 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, sim.Options{Seed: 7, Workspaces: 2, Streams: 12, JobsPerStream: 6}, nil)
+}
+
+// newEnvWith is newEnv over an account made with o (limits unlimited, the env's clock),
+// whose HTTP handler wrap may wrap (nil: the simulator as is).
+func newEnvWith(t *testing.T, o sim.Options, wrap func(http.Handler) http.Handler) *env {
+	t.Helper()
 	const unlimited = 1_000_000
 	mc := clock.NewManual(t0)
-	s := sim.New(sim.Options{Seed: 7, Workspaces: 2, Streams: 12, JobsPerStream: 6, Clock: mc,
-		PlatformLimit: unlimited, QueryLimit: unlimited, DailyQuota: unlimited})
-	srv := httptest.NewServer(http.StripPrefix("/base", s))
+	o.Clock, o.PlatformLimit, o.QueryLimit, o.DailyQuota = mc, unlimited, unlimited, unlimited
+	s := sim.New(o)
+	var h http.Handler = s
+	if wrap != nil {
+		h = wrap(s)
+	}
+	srv := httptest.NewServer(http.StripPrefix("/base", h))
 	t.Cleanup(srv.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := config.Default()
