@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -147,6 +148,7 @@ func TestRunIDRenames(t *testing.T) {
 		}
 	}
 	path := filepath.Join(t.TempDir(), LiveFile)
+	must(t, os.MkdirAll(filepath.Dir(path), 0o700))
 	db, err := openDB(path)
 	must(t, err)
 	_, err = migrate(ctx, db, before, clock.NewManual(t0), quietLogger())

@@ -28,8 +28,8 @@ import (
 //	*_history: versions opened (run_id) or closed (closed_run_id) by a newer run; a closed
 //	    one replaces the version the target holds as current for the same object and run.
 //	job_status_changes: rows of newer runs, appended.
-//	api_calls: append-only; rows past the target's position (rowid; a future id column
-//	    takes its place in apiCallsPosition).
+//	api_calls: append-only; rows past the target's position (their id, which the fold of
+//	    the API-call journal assigns in increasing order).
 //	report_* result tables: per report run, its row count; a report run whose count
 //	    changed (mode replace deletes rows of earlier runs) or that is gone has its rows
 //	    replaced at the target.
@@ -43,9 +43,8 @@ import (
 // schema changed since) replaces every table whole.
 
 // apiCallsPosition is the expression that orders api_calls rows by when they were
-// appended. api_calls is append-only, so DuckDB's rowid does; when the table gets an id
-// column, use it here.
-const apiCallsPosition = "rowid"
+// appended: the id FoldJournal assigns, max(id) + 1 onwards, under the writer lock.
+const apiCallsPosition = "id"
 
 // unpublished are the store's own bookkeeping tables, which no target copies.
 var unpublished = map[string]bool{
