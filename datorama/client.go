@@ -224,9 +224,12 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 // error names the host to configure instead.
 var errRedirectElsewhere = errors.New("redirected to another host")
 
+// errTooManyRedirects ends a chain of redirects that does not settle; resending cannot help.
+var errTooManyRedirects = errors.New("stopped after 10 redirects")
+
 func sameHostRedirects(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
-		return errors.New("stopped after 10 redirects")
+		return errTooManyRedirects
 	}
 	if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
 		return fmt.Errorf("%w %s://%s: use it as the base URL (the token is not sent there)", errRedirectElsewhere, req.URL.Scheme, req.URL.Host)

@@ -153,6 +153,23 @@ func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
 // IsUnauthorized reports whether err is a 401 answer (missing or unknown token).
 func IsUnauthorized(err error) bool { return hasStatus(err, http.StatusUnauthorized) }
 
+// IsRejected reports whether err is a 422 answer: the API read the request and refused
+// what it asks (the Query API's parse errors: an unknown or ambiguous field).
+func IsRejected(err error) bool { return hasStatus(err, http.StatusUnprocessableEntity) }
+
+// IsUnsupported reports whether err says the endpoint is not there (404 or 405), e.g. a
+// Query API host without /v1/query-batch.
+func IsUnsupported(err error) bool {
+	return hasStatus(err, http.StatusNotFound) || hasStatus(err, http.StatusMethodNotAllowed)
+}
+
+// IsRefused reports whether err is a 4xx answer other than 429: the API refused the
+// request itself, so sending it again cannot succeed.
+func IsRefused(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests
+}
+
 // IsForbidden reports whether err is a 403 answer (the token may not see the resource).
 func IsForbidden(err error) bool { return hasStatus(err, http.StatusForbidden) }
 

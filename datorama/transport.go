@@ -187,7 +187,8 @@ func isTransientTransport(err error) bool {
 	)
 	switch {
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr),
-		errors.As(err, &invalidCert), errors.As(err, &recordErr), errors.Is(err, errRedirectElsewhere):
+		errors.As(err, &invalidCert), errors.As(err, &recordErr), errors.Is(err, errRedirectElsewhere),
+		errors.Is(err, errTooManyRedirects):
 		return false
 	case errors.Is(err, errAttemptTimeout), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED),
@@ -198,9 +199,9 @@ func isTransientTransport(err error) bool {
 	if errors.As(err, &ne) {
 		return true
 	}
-	msg := err.Error()
-	return !strings.Contains(msg, "unsupported protocol scheme") && !strings.Contains(msg, "stopped after") &&
-		!errors.Is(err, context.Canceled)
+	// New admits only http and https base URLs and redirects stay on the same host and
+	// scheme, so a request never reaches net/http with a scheme it cannot send.
+	return !errors.Is(err, errTooManyRedirects) && !errors.Is(err, context.Canceled)
 }
 
 // backoff is the wait before the n-th retry (n ≥ 1): exponential from 500ms, capped at

@@ -3,7 +3,6 @@ package report
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -25,9 +24,9 @@ func (e *DefinitionError) Error() string {
 	var apiErr *datorama.APIError
 	var qErr *datorama.QueryError
 	switch {
-	case errors.As(e.Err, &apiErr) && apiErr.Status == http.StatusUnprocessableEntity && e.Field != "":
+	case errors.As(e.Err, &apiErr) && datorama.IsRejected(e.Err) && e.Field != "":
 		return fmt.Sprintf("report %q: the Query API rejected field %q: %s", e.Report, e.Field, apiErr.Message)
-	case errors.As(e.Err, &apiErr) && apiErr.Status == http.StatusUnprocessableEntity:
+	case errors.As(e.Err, &apiErr) && datorama.IsRejected(e.Err):
 		return fmt.Sprintf("report %q: the Query API rejected the query: %s", e.Report, apiErr.Message)
 	case errors.As(e.Err, &qErr):
 		return fmt.Sprintf("report %q: the Query API answered with errors: %s", e.Report, qErr.Message)
@@ -57,7 +56,7 @@ func definitionError(def *config.Report, err error) error {
 	}
 	de := &DefinitionError{Report: def.Name, Err: err}
 	var apiErr *datorama.APIError
-	if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnprocessableEntity {
+	if errors.As(err, &apiErr) && datorama.IsRejected(err) {
 		de.Field = fieldNamed(def, apiErr.Message)
 	}
 	return de

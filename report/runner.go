@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -264,15 +263,14 @@ func (r *Runner) runBatch(ctx context.Context, u []*job) {
 		qs[i] = j.query
 	}
 	out, err := r.Client.Query.Batch(ctx, qs)
-	var apiErr *datorama.APIError
 	switch {
-	case errors.As(err, &apiErr) && (apiErr.Status == http.StatusNotFound || apiErr.Status == http.StatusMethodNotAllowed):
+	case datorama.IsUnsupported(err):
 		if !r.noBatch.Swap(true) {
-			r.logger().Info("the API has no /v1/query-batch; sending single queries", "status", apiErr.Status)
+			r.logger().Info("the API has no /v1/query-batch; sending single queries", "error", err)
 		}
 		r.runSingles(ctx, u)
 		return
-	case errors.As(err, &apiErr) && apiErr.Status == http.StatusUnprocessableEntity:
+	case datorama.IsRejected(err):
 		r.logger().Info("a query of the batch was refused; resending one by one to find it", "queries", len(u))
 		r.runSingles(ctx, u)
 		return
