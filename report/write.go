@@ -59,9 +59,8 @@ func mode(def *config.Report) string {
 	return def.Mode
 }
 
-// land writes one answer into its table: first the schema changes it needs (committed
-// and checkpointed on their own, see changeSchema), then in one transaction the replaced
-// range, the rows and the run's ok status, together or not at all.
+// land writes one answer into its table in one transaction: schema changes, the
+// replaced range, the rows and the run's ok status commit together or not at all.
 func land(ctx context.Context, db *sql.DB, l landing, now time.Time) (w written, err error) {
 	table := l.def.Table
 	if !strings.HasPrefix(table, "report_") || config.ReservedReportTables[table] {
@@ -74,19 +73,6 @@ func land(ctx context.Context, db *sql.DB, l landing, now time.Time) (w written,
 			return w, fmt.Errorf("answer row %d has %d values for %d headers", i, len(row), len(res.Headers))
 		}
 	}
-	stored, err := storedColumns(ctx, db, table)
-	if err != nil {
-		return w, err
-	}
-	ch, err := reconcile(table, stored, res.Headers, types)
-	if err != nil {
-		return w, err
-	}
-	if len(stored) == 0 || len(ch.added)+len(ch.retyped) > 0 {
-		if err := changeSchema(ctx, db, table, ch, l.runID, &w); err != nil {
-			return w, err
-		}
-	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return w, fmt.Errorf("writing %s: %w", table, err)
@@ -96,6 +82,17 @@ func land(ctx context.Context, db *sql.DB, l landing, now time.Time) (w written,
 			_ = tx.Rollback()
 		}
 	}()
+	stored, err := storedColumns(ctx, tx, table)
+	if err != nil {
+		return w, err
+	}
+	ch, err := reconcile(table, stored, res.Headers, types)
+	if err != nil {
+		return w, err
+	}
+	if err := applySchema(ctx, tx, table, ch, l.runID, &w); err != nil {
+		return w, err
+	}
 	if mode(l.def) == config.ModeReplace {
 		if w.replaced, err = replaceRange(ctx, tx, table, l.def, ch, l.span); err != nil {
 			return w, err
@@ -116,8 +113,8 @@ func land(ctx context.Context, db *sql.DB, l landing, now time.Time) (w written,
 	return w, nil
 }
 
-func storedColumns(ctx context.Context, db *sql.DB, table string) ([]column, error) {
-	rows, err := db.QueryContext(ctx,
+func storedColumns(ctx context.Context, tx *sql.Tx, table string) ([]column, error) {
+	rows, err := tx.QueryContext(ctx,
 		`SELECT header, column_name, type, position FROM report_columns WHERE table_name = $1 ORDER BY position`, table)
 	if err != nil {
 		return nil, fmt.Errorf("reading the schema of %s: %w", table, err)
@@ -132,29 +129,6 @@ func storedColumns(ctx context.Context, db *sql.DB, table string) ([]column, err
 		cols = append(cols, c)
 	}
 	return cols, rows.Err()
-}
-
-// changeSchema applies ch's new and retyped columns in a transaction of their own and
-// folds it into the store file at once: DuckDB 1.5 cannot replay a WAL holding ALTER
-// TABLE … ADD COLUMN followed by writes to that table, so a kill between the schema
-// change and the next checkpoint would leave a store that does not open. A column added
-// for rows that then fail to land stays, empty; columns are only ever added.
-func changeSchema(ctx context.Context, db *sql.DB, table string, ch schemaChange, runID int64, w *written) (err error) {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("changing the schema of %s: %w", table, err)
-	}
-	if err := applySchema(ctx, tx, table, ch, runID, w); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("committing the schema of %s: %w", table, err)
-	}
-	if _, err := db.ExecContext(ctx, "CHECKPOINT"); err != nil {
-		return fmt.Errorf("checkpointing the schema of %s: %w", table, err)
-	}
-	return nil
 }
 
 // applySchema creates the table when new, adds and retypes columns, and stores the
