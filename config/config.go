@@ -321,8 +321,8 @@ type Extract struct {
 	Full     bool     `yaml:"full"` // refetch everything instead of an incremental crawl
 }
 
-// EntitiesOrAll returns Entities, or every entity when none are named.
-func (e *Extract) EntitiesOrAll() []string {
+// entitiesOrAll returns Entities, or every entity when none are named.
+func (e *Extract) entitiesOrAll() []string {
 	if len(e.Entities) == 0 {
 		return slices.Clone(Entities)
 	}

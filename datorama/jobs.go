@@ -53,7 +53,9 @@ func (s *JobsService) Page(ctx context.Context, streamID int64, pageSize, pageNu
 	return out, nil
 }
 
-// All yields every job of a stream, asking pages 1, 2, … of pageSize. A page shorter
+// allPages yields every job of a stream, asking pages 1, 2, … of pageSize. (Only tests
+// use it; the crawler has its own reader, and the action engine AllToEmptyPage, since
+// neither knows the page-size cap up front.) A page shorter
 // than pageSize ends the list; so does an empty page. An error ends the loop as an
 // error (the pair nil, err), never as an end of list, and a caller that sees one must
 // treat the listing as incomplete.
@@ -67,20 +69,20 @@ func (s *JobsService) Page(ctx context.Context, streamID int64, pageSize, pageNu
 // ending exactly on a page boundary costs emptyConfirmations more than its pages.
 //
 // The API may cap pageSize below the request without saying so. Then every page looks
-// short and All stops after the first one: it cannot tell a capped page from the last
+// short and allPages stops after the first one: it cannot tell a capped page from the last
 // page. The caller must pass the cap once it has learned it (for example as the largest
-// page length ever seen below the requested size); All then returns the complete list.
+// page length ever seen below the requested size); allPages then returns the complete list.
 //
 // Datorama API: POST /v1/data-streams/api/{id}/stats
-func (s *JobsService) All(ctx context.Context, streamID int64, pageSize int) iter.Seq2[*Job, error] {
+func (s *JobsService) allPages(ctx context.Context, streamID int64, pageSize int) iter.Seq2[*Job, error] {
 	return s.all(ctx, streamID, pageSize, true)
 }
 
-// AllToEmptyPage is All for a caller that has not learned the page-size cap: a short
+// AllToEmptyPage is allPages for a caller that has not learned the page-size cap: a short
 // page does not end the list, only an empty page, confirmed as All confirms it, does.
 // Every empty page is confirmed, so it costs one page and the confirmations more than
-// All when the list ends on a short page. The other defences, the errors and the
-// once-per-id promise are All's. Because a short page no longer ends it, paging stops
+// allPages when the list ends on a short page. The other defences, the errors and the
+// once-per-id promise are allPages'. Because a short page no longer ends it, paging stops
 // with an error after maxPagesToEmpty pages rather than follow an API that never
 // answers an empty page.
 //
@@ -92,11 +94,11 @@ func (s *JobsService) AllToEmptyPage(ctx context.Context, streamID int64, pageSi
 // maxPagesToEmpty bounds AllToEmptyPage, as the action engine's own listing was bounded
 // before it used it: only an empty page ends AllToEmptyPage, and a server that never
 // answered one, each page differing enough from the last to pass the repeat defence,
-// would keep it paging for ever. All is left unbounded, as it always was; it ends at
+// would keep it paging for ever. allPages is left unbounded, as it always was; it ends at
 // the first short page.
 const maxPagesToEmpty = 10_000
 
-// all is All (shortEnds) and AllToEmptyPage (!shortEnds).
+// all is allPages (shortEnds) and AllToEmptyPage (!shortEnds).
 func (s *JobsService) all(ctx context.Context, streamID int64, pageSize int, shortEnds bool) iter.Seq2[*Job, error] {
 	return func(yield func(*Job, error) bool) {
 		seen := make(map[int64]struct{})

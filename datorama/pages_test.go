@@ -77,7 +77,7 @@ func seqIDs(n int) []int64 {
 // collect drains All, returning the ids and the error that ended it (if any).
 func collect(t *testing.T, c *Client, pageSize int) ([]int64, error) {
 	t.Helper()
-	return drain(t, c.Jobs.All(t.Context(), 3973838, pageSize))
+	return drain(t, c.Jobs.allPages(t.Context(), 3973838, pageSize))
 }
 
 // drain collects a jobs iterator's ids and the error that ended it (if any).
@@ -200,7 +200,7 @@ func TestJobsAllErrorIsNotTheEnd(t *testing.T) {
 	env := newEnv(t, serve(t, srv), withOpts(WithRetries(2)))
 	var pairs int
 	var last error
-	for j, err := range env.c.Jobs.All(t.Context(), 3973838, 10) {
+	for j, err := range env.c.Jobs.allPages(t.Context(), 3973838, 10) {
 		pairs++
 		last = err
 		if err == nil && j == nil {
@@ -217,7 +217,7 @@ func TestJobsAllStopsWhenTheCallerStops(t *testing.T) {
 	srv := &statsServer{ids: seqIDs(25)}
 	env := newEnv(t, serve(t, srv))
 	n := 0
-	for _, err := range env.c.Jobs.All(t.Context(), 3973838, 10) {
+	for _, err := range env.c.Jobs.allPages(t.Context(), 3973838, 10) {
 		if err != nil {
 			t.Fatal(err)
 		}

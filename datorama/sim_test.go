@@ -150,7 +150,7 @@ func checkJobs(t *testing.T, streamID int64, got []Job, want []Job) {
 func allJobs(t *testing.T, c *Client, streamID int64, pageSize int) ([]Job, error) {
 	t.Helper()
 	var out []Job
-	for j, err := range c.Jobs.All(t.Context(), streamID, pageSize) {
+	for j, err := range c.Jobs.allPages(t.Context(), streamID, pageSize) {
 		if err != nil {
 			return out, err
 		}

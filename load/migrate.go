@@ -202,8 +202,8 @@ func renameReportRunID(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// SchemaVersion returns the newest migration applied to the store (0 for an empty file).
-func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+// schemaVersion returns the newest migration applied to the store (0 for an empty file).
+func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 	var v sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v)
 	if err != nil {

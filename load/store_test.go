@@ -193,7 +193,7 @@ func TestMigrations(t *testing.T) {
 		s, err := open(path, nil)
 		must(t, err)
 		defer s.Close()
-		if v, _ := s.SchemaVersion(ctx); v != latest {
+		if v, _ := s.schemaVersion(ctx); v != latest {
 			t.Errorf("version after upgrade %d, want %d", v, latest)
 		}
 		if n := count(t, s.db, `SELECT count(*) FROM schema_migrations`); n != len(all) {

@@ -335,7 +335,7 @@ func scenarioPool(tb testing.TB, h *harness, tokens, n, workers int) result {
 	pool := NewPool(toks, Config{Clock: h.clk, Logger: discard()})
 	tl := newTally()
 	c := h.client(tb, toks[0], pool, tl)
-	err := pool.Learn(context.Background(), func(ctx context.Context) ([]int64, error) {
+	err := pool.learn(context.Background(), func(ctx context.Context) ([]int64, error) {
 		wss, err := c.Workspaces.List(ctx)
 		ids := make([]int64, len(wss))
 		for i, ws := range wss {

@@ -11,7 +11,7 @@ import (
 
 // Pool spreads calls over several tokens, each with its own Budget; it implements
 // datorama.Gate. A token sees only its user's workspaces, so a call for a workspace
-// goes to a token known to see it (see SetVisibility and Learn), the one with the most
+// goes to a token known to see it (see SetVisibility), the one with the most
 // left this window; its permit carries that token. A Pool is safe for concurrent use.
 //
 // Routing, in order:
@@ -20,7 +20,7 @@ import (
 //   - a call for a workspace goes with the tokens known to see it; if none is, with the
 //     tokens whose visibility was not learned yet; if every token was learned and none
 //     sees it, with the first token. List an account-wide (admin) token first: it is
-//     the one that may see a workspace created since Learn.
+//     the one that may see a workspace created since it was learned.
 type Pool struct {
 	budgets []*Budget
 	cfg     Config
@@ -142,11 +142,11 @@ func (p *Pool) Visible(fingerprint string) ([]int64, bool) {
 	return ids, ok
 }
 
-// Learn asks every token for the workspaces it sees and records them. list is called
+// learn asks every token for the workspaces it sees and records them. list is called
 // once per token with a context carrying WithToken, so a client whose gate is this pool
 // sends the call with that token; typically it returns the ids of
-// client.Workspaces.List(ctx). Learn stops at the first error.
-func (p *Pool) Learn(ctx context.Context, list func(ctx context.Context) ([]int64, error)) error {
+// client.Workspaces.List(ctx). learn stops at the first error.
+func (p *Pool) learn(ctx context.Context, list func(ctx context.Context) ([]int64, error)) error {
 	for _, b := range p.budgets {
 		ids, err := list(WithToken(ctx, b.fp))
 		if err != nil {

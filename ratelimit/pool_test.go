@@ -167,7 +167,7 @@ func TestPoolLearnAsksEveryToken(t *testing.T) {
 		datorama.Fingerprint("tok-b"): {2},
 	}
 	var asked []string
-	err := p.Learn(context.Background(), func(ctx context.Context) ([]int64, error) {
+	err := p.learn(context.Background(), func(ctx context.Context) ([]int64, error) {
 		// The way a client with the pool as its gate would send it.
 		perm, err := p.Acquire(ctx, wsCall(0))
 		if err != nil {
@@ -189,7 +189,7 @@ func TestPoolLearnAsksEveryToken(t *testing.T) {
 		}
 	}
 	failing := errors.New("boom " + strconv.Itoa(1))
-	if err := p.Learn(context.Background(), func(context.Context) ([]int64, error) { return nil, failing }); !errors.Is(err, failing) {
+	if err := p.learn(context.Background(), func(context.Context) ([]int64, error) { return nil, failing }); !errors.Is(err, failing) {
 		t.Errorf("Learn error = %v, want it wrapped", err)
 	}
 }
