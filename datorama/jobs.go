@@ -11,7 +11,7 @@ import (
 )
 
 // Defences of the stats iterator against pages the API (or a flaky network path) gets
-// wrong; see All.
+// wrong; see allPages.
 const (
 	// repeatRefetches is how often a page that repeats the previous page is fetched
 	// again before the listing fails with ErrInconsistentPages.
@@ -79,7 +79,7 @@ func (s *JobsService) allPages(ctx context.Context, streamID int64, pageSize int
 }
 
 // AllToEmptyPage is allPages for a caller that has not learned the page-size cap: a short
-// page does not end the list, only an empty page, confirmed as All confirms it, does.
+// page does not end the list, only an empty page, confirmed as allPages confirms it, does.
 // Every empty page is confirmed, so it costs one page and the confirmations more than
 // allPages when the list ends on a short page. The other defences, the errors and the
 // once-per-id promise are allPages'. Because a short page no longer ends it, paging stops
@@ -134,7 +134,7 @@ func (s *JobsService) all(ctx context.Context, streamID int64, pageSize int, sho
 	}
 }
 
-// pageChecked fetches page number and applies All's defences; prev holds the ids of
+// pageChecked fetches page number and applies allPages' defences; prev holds the ids of
 // the previous page (nil for the first). Every empty page is confirmed, not only the
 // first: AllToEmptyPage relies on it.
 func (s *JobsService) pageChecked(ctx context.Context, streamID int64, pageSize, number int, prev []int64) ([]Job, error) {
