@@ -296,16 +296,6 @@ func (w *wiring) openStoreReadOnly(ctx context.Context) (*load.Store, error) {
 	return nil, fmt.Errorf("opening the store %s read-only: %w", w.cfg.Store.DuckDBPath(), err)
 }
 
-// quotaReset reports whether err means the daily quota is gone, and when it comes back
-// (zero when the error does not say).
-func quotaReset(err error) (reset time.Time, ok bool) {
-	var qe *datorama.QuotaError
-	if errors.As(err, &qe) {
-		return qe.Reset, true
-	}
-	return time.Time{}, errors.Is(err, datorama.ErrQuotaExhausted)
-}
-
 // formatReset renders a quota reset for the user.
 func formatReset(t time.Time) string {
 	if t.IsZero() {

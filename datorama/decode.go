@@ -47,13 +47,6 @@ type model[T any] interface {
 	key() (int64, string)
 }
 
-// parent says what a listing was asked about, for the records that name it: a stream
-// listed under workspace 5 must not say workspaceId 6.
-type parent struct {
-	field string // JSON name of the field, e.g. "workspaceId"
-	id    int64  // 0: nothing to check
-}
-
 // checker finds what is impossible in a decoded record, beyond what its field types
 // refuse: the field's JSON name and why, or "" when nothing is.
 type checker[T any] func(*T) (field, reason string)

@@ -230,7 +230,9 @@ func TestMigrations(t *testing.T) {
 		broken := only(1)
 		broken["0002_broken.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);")}
 		db, v, err := migrateOnly(path, broken)
-		defer db.Close()
+		if db != nil {
+			defer db.Close()
+		}
 		if err == nil || !strings.Contains(err.Error(), "0002_broken.sql") {
 			t.Fatalf("broken migration: %v, want an error naming the file", err)
 		}
