@@ -148,7 +148,11 @@ func planJobs(o Options, acct accountState, states map[int64]*jobsState, streams
 	var full, resume, incr, pending, unchanged, certain, extra int
 	for _, st := range states {
 		pages := st.Count/size + 1
-		switch decideJobs(st, st.Listing, acct.Order, now, o) {
+		listing := st.Listing // as if unchanged
+		if st.Pending > 0 {
+			listing = st.PendingListing
+		}
+		switch decideJobs(st, listing, acct.Order, now, o) {
 		case readFull:
 			full++
 			certain += pages

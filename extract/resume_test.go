@@ -1,0 +1,206 @@
+package extract
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drextract/drextract/datorama"
+	"github.com/drextract/drextract/load"
+	"github.com/drextract/drextract/sim"
+)
+
+// TestStopsAndResumesEqualTruth is the property behind every way a crawl stops: whatever
+// sequence of quota stops and kills it meets, at whatever call, with the account moving on
+// in between (jobs appear, run and finish; streams are renamed, remapped, added and
+// deleted), the first run after them that ends ok leaves every table equal to the API.
+func TestStopsAndResumesEqualTruth(t *testing.T) {
+	t.Parallel()
+	seeds := 8
+	if testing.Short() || raceDetector {
+		seeds = 3
+	}
+	for i := range seeds {
+		seed := uint64(1200 + i)
+		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) { stopsAndResumes(t, seed) })
+	}
+}
+
+// stopQuota is the simulator's daily quota in TestStopsAndResumesEqualTruth: room for a
+// day's crawls; a quota stop burns it down first (leaveQuota).
+const stopQuota = 3000
+
+func stopsAndResumes(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 12))
+	o := sim.Options{Seed: int64(seed), Workspaces: 2, Streams: 10 + rng.IntN(14), JobsPerStream: 5 + rng.IntN(20),
+		MaxPageSize: []int{4, 10, 1000}[rng.IntN(3)], StatsOrder: []string{"asc", "desc"}[rng.IntN(2)], DailyQuota: stopQuota}
+	e := newEnv(t, o)
+	t.Logf("account: %d streams, ~%d jobs each, page cap %d, %s", o.Streams, o.JobsPerStream, o.MaxPageSize, o.StatsOrder)
+
+	for k := range 2 + rng.IntN(3) {
+		n := 1 + rng.IntN(e.nextCrawlCalls())
+		if rng.IntN(2) == 0 {
+			e.leaveQuota(n)
+			res := e.crawl(Options{})
+			t.Logf("stop %d: quota after %d calls: %s, %d calls", k+1, n, res.Status, res.Calls)
+			if res.Status != load.RunQuotaExhausted && res.Status != load.RunOK {
+				t.Fatalf("stop %d: status %s %v %v", k+1, res.Status, res.Incomplete, res.Err)
+			}
+			// The quota reopens with the next UTC day.
+			e.clk.Set(nextDay(e.clk.Now()).Add(time.Duration(rng.IntN(600)) * time.Minute))
+		} else {
+			delay := time.Duration(rng.IntN(15)) * time.Millisecond
+			killed := e.killAfter(n, delay)
+			t.Logf("stop %d: kill after request %d + %v (killed: %v)", k+1, n, delay, killed)
+		}
+		e.moveOn(rng)
+	}
+
+	for try := 1; ; try++ {
+		res := e.crawl(Options{})
+		t.Logf("resume %d: %s, %d calls", try, res.Status, res.Calls)
+		if res.Status == load.RunOK {
+			break
+		}
+		if res.Status != load.RunQuotaExhausted || try == 5 {
+			t.Fatalf("resume %d: %s %v %v", try, res.Status, res.Incomplete, res.Err)
+		}
+		e.clk.Set(nextDay(e.clk.Now()).Add(time.Minute))
+	}
+	e.assertEqualTruth()
+}
+
+// nextCrawlCalls is about what the next crawl costs, to stop it somewhere inside: the
+// plan's upper bound, or before the first crawl what a full crawl of the truth costs.
+func (e *env) nextCrawlCalls() int {
+	e.t.Helper()
+	p, err := e.crawler.Plan(context.Background(), Options{Clock: e.clk})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if p.Crawled {
+		return max(p.UpTo, 2)
+	}
+	tr := e.sim.Truth()
+	counts, _ := truthJobCounts(e.t, tr)
+	n := 1 + 6*len(tr.Workspaces)
+	for _, jobs := range counts {
+		n += 2 + jobs/4
+	}
+	return n
+}
+
+func nextDay(t time.Time) time.Time { return t.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour) }
+
+// leaveQuota spends today's quota down to n calls, so the next crawl stops at its
+// (n+1)-th call. It does nothing when less than n is left.
+func (e *env) leaveQuota(n int) {
+	e.t.Helper()
+	call := func() int {
+		req, err := http.NewRequest(http.MethodGet, e.baseURL+"/v1/workspaces", nil)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		req.Header.Set("Authorization", e.sim.Tokens()[0])
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		resp.Body.Close()
+		left, err := strconv.Atoi(resp.Header.Get(datorama.HeaderDailyRemaining))
+		if err != nil {
+			e.t.Fatalf("burning quota: %s: %v", datorama.HeaderDailyRemaining, err)
+		}
+		return left
+	}
+	for left := call(); left > n; left-- {
+		call()
+	}
+}
+
+// killAfter runs a crawl in a child process on e's store and SIGKILLs it delay after the
+// n-th answered request; it reports whether the kill came before the crawl ended.
+func (e *env) killAfter(n int, delay time.Duration) bool {
+	e.t.Helper()
+	e.store.Close() // the child owns the file
+	cmd := childCommand(e, "")
+	cmd.Env = append(cmd.Env, childNowEnv+"="+e.clk.Now().Format(time.RFC3339Nano), childAnyStatusEnv+"=1")
+	var once sync.Once
+	var proc *os.Process
+	seen := 0
+	e.mu.Lock()
+	e.after = func() {
+		e.mu.Lock()
+		seen++
+		hit, p := seen == n, proc
+		e.mu.Unlock()
+		if hit && p != nil {
+			once.Do(func() { time.AfterFunc(delay, func() { _ = p.Signal(syscall.SIGKILL) }) })
+		}
+	}
+	e.mu.Unlock()
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.mu.Lock()
+	proc = cmd.Process
+	e.mu.Unlock()
+	out := []byte(nil)
+	err := cmd.Wait()
+	e.mu.Lock()
+	e.after = nil
+	e.mu.Unlock()
+	e.openStore()
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	killed := ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+	if !killed && err != nil {
+		e.t.Fatalf("crawl child: %v %s", err, out)
+	}
+	return killed
+}
+
+// moveOn lets the account live on: time passes (daily runs fire, jobs start and end),
+// some streams run now and are caught in flight, and now and then a stream is renamed,
+// remapped, deleted or added.
+func (e *env) moveOn(rng *rand.Rand) {
+	e.t.Helper()
+	e.sim.Advance(time.Duration(1+rng.IntN(20*60)) * time.Minute)
+	tr := e.sim.Truth()
+	_, streams := truthJobCounts(e.t, tr)
+	var run []int64
+	for _, id := range streams {
+		if rng.IntN(3) == 0 {
+			run = append(run, id)
+		}
+	}
+	e.sim.RunStreams(run)
+	e.sim.Mutate(func(st *sim.State) {
+		if len(streams) == 0 {
+			return
+		}
+		id := streams[rng.IntN(len(streams))]
+		var err error
+		switch rng.IntN(6) {
+		case 0:
+			err = st.RenameStream(id, fmt.Sprintf("renamed %d", rng.IntN(1000)))
+		case 1:
+			err = st.SetStreamConfig(id, "mapping", fmt.Appendf(nil, `{"dataStreamId":%d,"fields":[{"sourceField":"a%d","targetField":"b","type":"DIMENSION"}]}`, id, rng.IntN(1000)))
+		case 2:
+			err = st.DeleteStream(id)
+		case 3:
+			ws := st.WorkspaceIDs()
+			_, err = st.AddStream(ws[rng.IntN(len(ws))], "Facebook-Ads", "added by the test")
+		}
+		if err != nil {
+			e.t.Fatal(err)
+		}
+	})
+	e.sim.Advance(time.Duration(rng.IntN(10)) * time.Minute)
+}
