@@ -136,13 +136,27 @@ func (r *run) crawl(ctx context.Context) {
 		r.halt(err)
 		return
 	}
-	wss, ok := r.workspaces(ctx)
-	if !ok || r.done(ctx) {
+	var wss []int64
+	if r.o.targeted() {
+		wss = r.o.Workspaces
+		if !r.learnVisibility(ctx) {
+			return
+		}
+	} else {
+		var ok bool
+		if wss, ok = r.workspaces(ctx); !ok {
+			return
+		}
+	}
+	if r.done(ctx) {
 		return
 	}
 	var streams []*streamWork
 	if r.o.needsStreams() {
 		streams = r.streams(ctx, wss)
+		if len(r.o.Streams) > 0 && !r.done(ctx) {
+			streams = r.targetStreams(ctx, streams)
+		}
 	}
 	if r.done(ctx) {
 		return

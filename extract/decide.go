@@ -18,6 +18,7 @@ type streamWork struct {
 	updateTime int64  // epoch ms, decides the mapping
 	jobs       *jobsState
 	mapping    *mappingState
+	target     bool // named by Options.Streams: read as if its listing had moved
 
 	kind        readKind
 	needMapping bool

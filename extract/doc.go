@@ -28,6 +28,18 @@
 // neither in the listing nor in the bulk status. A stream that leaves its workspace's
 // complete listing has its jobs and mapping marked deleted with it.
 //
+// # Targeted crawls
+//
+// Options.Workspaces and Options.Streams restrict a run. A targeted workspace is read as
+// any run reads it (its stream list, its streams' jobs and mappings as decided above, its
+// workspace-level lists when due), without the workspace list, so no workspace is marked
+// deleted. A targeted stream outside them costs one GET of the stream (its record and
+// run fields stand in for its workspace's listing), its job pages, read as if its
+// listing had moved, and its mapping; only its own rows and checkpoints change, and a
+// stream the API does not answer leaves the run partial with nothing marked deleted.
+// Their checkpoints are the ones a whole run writes, so the next whole run reads
+// neither again unless it changed since.
+//
 // # Reading a stream's jobs
 //
 // The stats list is paged (pageSize, 1-based pageNumber) and ends with a page shorter

@@ -247,6 +247,91 @@ func newStreamWork(s *datorama.Stream, ws int64, jobStates map[int64]*jobsState,
 	return w
 }
 
+// learnVisibility lets a pool of several tokens learn which token sees which workspace
+// before a targeted crawl, which does not read (or store) the workspace list otherwise.
+func (r *run) learnVisibility(ctx context.Context) bool {
+	if r.c.Pool == nil || len(r.c.Pool.Fingerprints()) <= 1 {
+		return true
+	}
+	if _, _, err := r.listWorkspaces(ctx); err != nil {
+		r.failed(ctx, "workspaces", err)
+		return !r.done(ctx)
+	}
+	return true
+}
+
+// targetStreams reads the streams of Options.Streams that no targeted workspace listed,
+// one GET each, stores their rows (and nothing else of their workspaces) and adds them to
+// the work, in stream id order.
+func (r *run) targetStreams(ctx context.Context, listed []*streamWork) []*streamWork {
+	have := make(map[int64]*streamWork, len(listed))
+	for _, w := range listed {
+		have[w.id] = w
+	}
+	var ids []int64
+	for _, id := range r.o.Streams {
+		if w := have[id]; w != nil {
+			w.target = true
+		} else {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return listed
+	}
+	jobsCPs, err := r.checkpoints(ctx, kindJobs)
+	if err != nil {
+		r.halt(err)
+		return listed
+	}
+	mapCPs, err := r.checkpoints(ctx, kindMappings)
+	if err != nil {
+		r.halt(err)
+		return listed
+	}
+	jobStates := decodeJobStates(jobsCPs)
+	r.foldJobsCheckpoints(jobStates)
+	r.prog.stage(load.Streams, len(ids))
+	work := make([]*streamWork, len(ids))
+	r.parallel(ctx, len(ids), func(ctx context.Context, i int) {
+		defer r.prog.step(1)
+		id := ids[i]
+		parent := "stream " + itoa(id)
+		if err := r.beforeCall(ctx); err != nil {
+			r.failed(ctx, parent, err)
+			return
+		}
+		s, err := r.c.Client.Streams.Get(ctx, id)
+		if err == nil && s.ID != id {
+			err = fmt.Errorf("stream %d: the API answered stream %d", id, s.ID)
+		}
+		if err != nil {
+			r.failed(ctx, parent, err)
+			return
+		}
+		row := streamRow(0, s)
+		if row.WorkspaceID == 0 {
+			r.failed(ctx, parent, fmt.Errorf("stream %d: the API's answer names no workspace", id))
+			return
+		}
+		now := r.o.Clock.Now()
+		if err := r.write(load.Batch{Entity: load.Streams, ParentID: row.WorkspaceID, ObservedAt: now, Streams: []load.StreamRow{row}}); err != nil {
+			r.halt(err)
+			return
+		}
+		w := newStreamWork(s, row.WorkspaceID, jobStates, mapCPs)
+		w.target = true
+		work[i] = w
+	})
+	for _, w := range work {
+		if w != nil {
+			listed = append(listed, w)
+		}
+	}
+	slices.SortFunc(listed, func(a, b *streamWork) int { return cmp.Compare(a.id, b.id) })
+	return listed
+}
+
 // workspaceLists reads the workspace-level lists that are due.
 func (r *run) workspaceLists(ctx context.Context, wss []int64) {
 	type item struct {
@@ -355,7 +440,11 @@ func (r *run) streamItems(ctx context.Context, streams []*streamWork) {
 	now := r.o.Clock.Now()
 	if r.o.wants(load.Jobs) {
 		for _, w := range streams {
-			w.kind = decideJobs(w.jobs, w.listing, r.account().Order, now, r.o)
+			listing := w.listing
+			if w.target {
+				listing = "" // never equal to a stored one: the stream is read
+			}
+			w.kind = decideJobs(w.jobs, listing, r.account().Order, now, r.o)
 		}
 		if !r.o.SkipBulkStatus {
 			r.inFlight(ctx, streams)
@@ -366,7 +455,7 @@ func (r *run) streamItems(ctx context.Context, streams []*streamWork) {
 	}
 	var todo []*streamWork
 	for _, w := range streams {
-		w.needMapping = r.o.wants(load.Mappings) && (r.o.Full || w.mapping == nil || w.mapping.UpdateTime != w.updateTime)
+		w.needMapping = r.o.wants(load.Mappings) && (r.o.Full || w.target || w.mapping == nil || w.mapping.UpdateTime != w.updateTime)
 		if w.kind != readSkip || w.needMapping {
 			todo = append(todo, w)
 		}
