@@ -587,16 +587,11 @@ func (r *run) goneWorkspaces(ctx context.Context, wss []int64, listCPs map[int64
 			continue
 		}
 		st, ok := decodeState[listState](cp.State)
-		switch {
-		case !ok:
-			continue
-		case len(st.IDs) == 0 && len(st.Gone) > 0:
-			// Emptied by an earlier run that stopped before retiring its streams.
-			streams, in = append(streams, st.Gone...), append(in, ws)
-			continue
-		case len(st.IDs) == 0:
+		if !ok || len(st.IDs) == 0 && len(st.Gone) == 0 {
 			continue // retired before, or never had streams
 		}
+		// With Gone alone, an earlier run emptied it and stopped before it was done:
+		// the writes below are done again, which changes nothing already done.
 		now := r.o.Clock.Now()
 		gone := append(st.IDs, st.Gone...)
 		batches := []load.Batch{{Entity: load.Streams, ParentID: ws, Complete: true, ObservedAt: now,
