@@ -23,7 +23,9 @@
 // stream run one at a time, oldest first (later ones wait in PENDING), so a stream whose
 // only stored job not final is its latest, IN_PROGRESS, cannot have changed while its
 // listing stands still and its latest run is still IN_PROGRESS: a job stuck for hours
-// costs one bulk status share an hour, not a page. A stream with stored PENDING jobs is
+// costs one bulk status share an hour, not a page. (That jobs queue is inferred [I]; were
+// two to run at once, a job started beside a stuck one would be stored when either
+// finishes, as without the bulk status.) A stream with stored PENDING jobs is
 // always read: a job queued behind them, or the head of their queue starting, shows
 // neither in the listing nor in the bulk status. A stream that leaves its workspace's
 // complete listing has its jobs and mapping marked deleted with it.
