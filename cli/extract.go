@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 
@@ -18,8 +19,10 @@ type extractOptions struct {
 	full     bool
 	entities []string
 	dryRun   bool
-	maxCalls int
-	probe    bool // plan only
+	maxCalls   int
+	workspaces []int64
+	streams    []int64
+	probe      bool // plan only
 }
 
 func (o *extractOptions) AddFlags(f *pflag.FlagSet) {
@@ -27,6 +30,8 @@ func (o *extractOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringSliceVar(&o.entities, "entities", nil, "crawl only these entities (comma-separated): "+strings.Join(extract.Entities, ", "))
 	f.BoolVar(&o.dryRun, "dry-run", false, "print what the run would cost, as drextract plan does, and make no API call")
 	f.IntVar(&o.maxCalls, "max-calls", 0, "stop cleanly after this many API calls (0: no cap); the run then ends partial")
+	f.Int64SliceVar(&o.workspaces, "workspace", nil, "crawl only these workspaces (repeatable, or comma-separated): their stream lists, jobs, mappings and lists")
+	f.Int64SliceVar(&o.streams, "stream", nil, "crawl only these streams (repeatable, or comma-separated): one lookup each, then their jobs and mapping")
 }
 
 func newExtractCommand(g *globalOptions) *cobra.Command {
@@ -52,7 +57,9 @@ stderr and in the runs table), 4 quota exhausted ("quota exhausted, resets at <t
 run again after that time to resume), 130 interrupted.`,
 		Example: `  drextract extract
   drextract extract --entities streams,jobs --max-calls 500
-  drextract extract --full`,
+  drextract extract --full
+  drextract extract --stream 3974201 --stream 3973838
+  drextract extract --workspace 27405`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runExtract(cmd.Context(), cmd, opts, g, args)
@@ -68,7 +75,18 @@ func (o extractOptions) crawl(progress io.Writer) (run.ExtractOptions, error) {
 	if err != nil {
 		return run.ExtractOptions{}, usage(err)
 	}
-	return run.ExtractOptions{Full: o.full, Entities: ents, MaxCalls: o.maxCalls, Progress: progress}, nil
+	for _, t := range []struct {
+		flag string
+		ids  []int64
+	}{{"--workspace", o.workspaces}, {"--stream", o.streams}} {
+		for _, id := range t.ids {
+			if id <= 0 {
+				return run.ExtractOptions{}, usage(fmt.Errorf("%s %d: not an id", t.flag, id))
+			}
+		}
+	}
+	return run.ExtractOptions{Full: o.full, Entities: ents, MaxCalls: o.maxCalls, Progress: progress,
+		Workspaces: o.workspaces, Streams: o.streams}, nil
 }
 
 func runExtract(ctx context.Context, cmd *cobra.Command, opts extractOptions, g *globalOptions, _ []string) (err error) {

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -229,5 +230,38 @@ func TestQuotaStopLiftsAtTheAPIsReset(t *testing.T) {
 	}
 	if e.sim.Calls().Total == before {
 		t.Error("the extract after the reset made no call")
+	}
+}
+
+// TestTargetedExtract: extract --stream reads one stream (its record, its job pages and
+// its mapping) and marks nothing outside it deleted; a bad id is a usage error.
+func TestTargetedExtract(t *testing.T) {
+	e := newExtractEnv(t, sim.Options{Seed: 6, Workspaces: 2, Streams: 10, JobsPerStream: 5})
+	if code, stdout, stderr := e.run("extract"); code != ExitOK {
+		t.Fatalf("extract: exit %d\n%s%s", code, stdout, stderr)
+	}
+	var stream struct{ ID int64 }
+	if err := json.Unmarshal(e.sim.Truth().Streams[3], &stream); err != nil {
+		t.Fatal(err)
+	}
+	before := e.sim.Calls().Total
+	code, stdout, stderr := e.run("extract", "--stream", strconv.FormatInt(stream.ID, 10))
+	if code != ExitOK {
+		t.Fatalf("extract --stream: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if calls := e.sim.Calls().Total - before; calls < 2 || calls > 4 {
+		t.Errorf("extract --stream made %d calls, want its lookup, its job page(s) and its mapping", calls)
+	}
+	st, err := load.OpenReadOnly(context.Background(), filepath.Join(e.dataDir, load.ServingFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var deleted int
+	if err := st.DB().QueryRow(`SELECT count(*) FROM streams WHERE is_deleted`).Scan(&deleted); err != nil || deleted != 0 {
+		t.Errorf("%d streams marked deleted by a targeted crawl (%v)", deleted, err)
+	}
+	if code, _, stderr := e.run("extract", "--stream", "-3"); code != ExitUsage || !strings.Contains(stderr, "--stream -3") {
+		t.Errorf("extract --stream -3: exit %d, want %d\n%s", code, ExitUsage, stderr)
 	}
 }

@@ -55,7 +55,8 @@ func runPlan(ctx context.Context, cmd *cobra.Command, opts extractOptions, g *gl
 	if err != nil {
 		return usage(err)
 	}
-	copts := extract.Options{Full: opts.full, Entities: ents, Schedule: "cli", Clock: w.api, Logger: w.log}
+	copts := extract.Options{Full: opts.full, Entities: ents, Schedule: "cli", Clock: w.api, Logger: w.log,
+		Workspaces: opts.workspaces, Streams: opts.streams}
 	cr := &extract.Crawler{}
 	// Without tokens the quota is unknown, but the calls still can be counted.
 	if tokens, err := w.tokens(); err == nil {

@@ -345,7 +345,7 @@ func TestFailedListingStaysIncomplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := decodeState[jobsState](cps[failing].State); st.Done {
+	if st, _ := decodeState[jobsState](nil, cps[failing]); st.Done {
 		t.Errorf("stream %d: checkpoint says done after its listing failed: %+v", failing, st)
 	}
 

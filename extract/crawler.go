@@ -133,13 +133,27 @@ func (r *run) crawl(ctx context.Context) {
 		r.halt(err)
 		return
 	}
-	wss, ok := r.workspaces(ctx)
-	if !ok || r.done(ctx) {
+	var wss []int64
+	if r.o.targeted() {
+		wss = r.o.Workspaces
+		if !r.learnVisibility(ctx) {
+			return
+		}
+	} else {
+		var ok bool
+		if wss, ok = r.workspaces(ctx); !ok {
+			return
+		}
+	}
+	if r.done(ctx) {
 		return
 	}
 	var streams []*streamWork
 	if r.o.needsStreams() {
 		streams = r.streams(ctx, wss)
+		if len(r.o.Streams) > 0 && !r.done(ctx) {
+			streams = r.targetStreams(ctx, streams)
+		}
 	}
 	if r.done(ctx) {
 		return
@@ -371,7 +385,7 @@ func (r *run) loadAccount(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a, _ := decodeState[accountState](cps[0].State)
+	a, _ := decodeState[accountState](r.log, cps[0])
 	r.acct, r.acctStored = a, a
 	return nil
 }
@@ -408,12 +422,12 @@ func (a *accountState) foldJobs(states map[int64]*jobsState) {
 	}
 }
 
-// decodeJobStates decodes the jobs checkpoints; one that does not decode is left out
-// (its stream is read as if never crawled).
-func decodeJobStates(cps map[int64]load.Checkpoint) map[int64]*jobsState {
+// decodeJobStates decodes the jobs checkpoints; one that does not decode is logged and
+// left out (its stream is read as if never crawled).
+func decodeJobStates(log *slog.Logger, cps map[int64]load.Checkpoint) map[int64]*jobsState {
 	out := make(map[int64]*jobsState, len(cps))
 	for id, cp := range cps {
-		if s, ok := decodeState[jobsState](cp.State); ok {
+		if s, ok := decodeState[jobsState](log, cp); ok {
 			out[id] = &s
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/drextract/drextract/datorama"
 )
 
 // The decisions of the jobs crawl, as pure functions of stored state and page contents.
@@ -16,6 +18,7 @@ type streamWork struct {
 	updateTime int64  // epoch ms, decides the mapping
 	jobs       *jobsState
 	mapping    *mappingState
+	target     bool // named by Options.Streams: read as if its listing had moved
 
 	kind        readKind
 	needMapping bool
@@ -37,24 +40,75 @@ func (k readKind) String() string {
 }
 
 // decideJobs says how to read a stream's jobs, given its checkpoint (nil: never read),
-// its listing fingerprint now and the known stats order ("" when unknown).
+// its listing fingerprint now and the known stats order ("" when unknown). A stream it
+// skips, and a first page parked by an earlier run, still wait for the bulk status
+// (bulkAgrees) before they count as unchanged.
 func decideJobs(cp *jobsState, listing, order string, now time.Time, o Options) readKind {
 	switch {
 	case cp == nil || o.Full:
 		return readFull
 	case !cp.Done && cp.Pending > 0:
-		return readPending
+		// The parked first page was read by an earlier run. It still stands only when
+		// its jobs cannot have changed since: the listing is the one it was read under
+		// and every job on it was final. Oldest first, jobs that joined since come after
+		// it, and the probe (always asked for such a page) sees them; newest first, they
+		// would come before it, so the bulk status must confirm no run started since
+		// (pendingNeedsBulk). Otherwise page 1 is read again.
+		if cp.PendingListing == listing && cp.NonFinal == 0 && (!pendingNeedsBulk(cp, order) || !o.SkipBulkStatus) {
+			return readPending
+		}
+		return readFull
 	case !cp.Done && cp.Next > 0:
 		return readResume
 	case o.SweepEvery > 0 && (cp.SweptAt.IsZero() || now.Sub(cp.SweptAt) >= o.SweepEvery):
 		return readFull
-	case cp.Done && cp.Listing == listing && cp.NonFinal == 0:
+	case cp.Done && cp.Listing == listing && quiet(cp, o):
 		return readSkip
 	case cp.Count == 0 || order == "":
 		// Nothing to align against, or no order to align with: read it all.
 		return readFull
 	}
 	return readIncremental
+}
+
+// pendingNeedsBulk reports whether a first page parked by an earlier run is kept only
+// once the bulk status shows no run started since: unless the list is known to run
+// oldest first, a job that joined since would sit before it.
+func pendingNeedsBulk(cp *jobsState, order string) bool {
+	if cp.Order != "" {
+		order = cp.Order
+	}
+	return order != orderAsc
+}
+
+// quiet reports whether a stream whose listing did not move since its last read can be
+// left unread once the bulk status agrees (bulkAgrees): every stored job is final, or
+// the only one that is not is the stream's latest job, running. A run in flight does not
+// move the listing, but its end does; and jobs of one stream run one at a time, oldest
+// first (the API's lifecycle [I]: later jobs wait in PENDING), so while the listing
+// stands still the running job is still running and any newer job would be PENDING.
+// Stored PENDING jobs are always read: a job queued behind them, or the head of their
+// queue starting, shows neither in the listing nor in the bulk status.
+func quiet(cp *jobsState, o Options) bool {
+	switch {
+	case cp.NonFinal == 0:
+		return true
+	case o.SkipBulkStatus:
+		return false
+	}
+	return cp.NonFinal == 1 && cp.Latest == datorama.StatusInProgress
+}
+
+// bulkAgrees reports whether the latest run status the bulk status endpoint gives for a
+// stream ("" when it has none) agrees with its checkpoint, for a stream decideJobs
+// skipped or whose parked first page it kept: with every stored job final, the latest
+// run must be final too (a newer job would not be); otherwise the latest run must be the
+// stored running job, still running (see quiet).
+func bulkAgrees(cp *jobsState, runStatus string) bool {
+	if cp.NonFinal == 0 {
+		return runStatus == "" || datorama.IsFinal(runStatus)
+	}
+	return runStatus == cp.Latest && cp.Latest == datorama.StatusInProgress
 }
 
 // pageOf is the 1-based page holding 0-based position i with pages of size.

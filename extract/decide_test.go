@@ -1,12 +1,15 @@
 package extract
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/drextract/drextract/datorama"
+	"github.com/drextract/drextract/load"
 )
 
 func TestDecideJobs(t *testing.T) {
@@ -27,7 +30,18 @@ func TestDecideJobs(t *testing.T) {
 		{"listing moved", &jobsState{Listing: "a", Done: true, Count: 5, SweptAt: fresh}, "b", "asc", o, readIncremental},
 		{"jobs not final", &jobsState{Listing: "a", Done: true, Count: 5, NonFinal: 1, SweptAt: fresh}, "a", "desc", o, readIncremental},
 		{"interrupted", &jobsState{Listing: "a", Next: 3, PageSize: 10, Count: 20, SweptAt: fresh}, "a", "asc", o, readResume},
-		{"parked for the probe", &jobsState{Pending: 7, PendingLast: 9, Count: 7}, "a", "asc", o, readPending},
+		{"parked for the probe", &jobsState{Pending: 7, PendingLast: 9, PendingListing: "a", Count: 7}, "a", "asc", o, readPending},
+		{"parked, listing moved since", &jobsState{Pending: 7, PendingLast: 9, PendingListing: "a", Count: 7}, "b", "asc", o, readFull},
+		{"parked with jobs not final", &jobsState{Pending: 7, PendingLast: 9, PendingListing: "a", Count: 7, NonFinal: 1}, "a", "asc", o, readFull},
+		{"parked newest first, no bulk status", &jobsState{Pending: 7, PendingLast: 9, PendingListing: "a", Count: 7, Order: "desc"}, "a", "asc",
+			Options{SweepEvery: DefaultSweepEvery, SkipBulkStatus: true}, readFull},
+		{"parked oldest first, no bulk status", &jobsState{Pending: 7, PendingLast: 9, PendingListing: "a", Count: 7}, "a", "asc",
+			Options{SweepEvery: DefaultSweepEvery, SkipBulkStatus: true}, readPending},
+		{"latest running, nothing else open", &jobsState{Listing: "a", Done: true, Count: 5, NonFinal: 1, Latest: "IN_PROGRESS", SweptAt: fresh}, "a", "asc", o, readSkip},
+		{"latest running, no bulk status", &jobsState{Listing: "a", Done: true, Count: 5, NonFinal: 1, Latest: "IN_PROGRESS", SweptAt: fresh}, "a", "asc",
+			Options{SweepEvery: DefaultSweepEvery, SkipBulkStatus: true}, readIncremental},
+		{"queued behind a running job", &jobsState{Listing: "a", Done: true, Count: 5, NonFinal: 2, Latest: "PENDING", SweptAt: fresh}, "a", "asc", o, readIncremental},
+		{"an older job open", &jobsState{Listing: "a", Done: true, Count: 5, NonFinal: 2, Latest: "IN_PROGRESS", SweptAt: fresh}, "a", "asc", o, readIncremental},
 		{"sweep due", &jobsState{Listing: "a", Done: true, Count: 5, SweptAt: now.Add(-8 * 24 * time.Hour)}, "a", "asc", o, readFull},
 		{"sweep off", &jobsState{Listing: "a", Done: true, Count: 5}, "a", "asc", Options{SweepEvery: -1}, readSkip},
 		{"nothing stored", &jobsState{Listing: "a", Done: true, SweptAt: fresh}, "b", "asc", o, readFull},
@@ -240,3 +254,42 @@ func TestProgressLine(t *testing.T) {
 	}
 }
 
+func TestBulkAgrees(t *testing.T) {
+	allFinal := &jobsState{Count: 5, Latest: "SUCCESS"}
+	running := &jobsState{Count: 5, NonFinal: 1, Latest: "IN_PROGRESS"}
+	for _, tc := range []struct {
+		name string
+		cp   *jobsState
+		run  string
+		want bool
+	}{
+		{"all final, latest final", allFinal, "FAILURE", true},
+		{"all final, never ran", allFinal, "", true},
+		{"all final, a run started since", allFinal, "PENDING", false},
+		{"all final, a run in progress", allFinal, "IN_PROGRESS", false},
+		{"running, still running", running, "IN_PROGRESS", true},
+		{"running, a job queued since", running, "PENDING", false},
+		{"running, finished (listing lagging)", running, "SUCCESS", false},
+		{"queued, still queued", &jobsState{Count: 5, NonFinal: 2, Latest: "PENDING"}, "PENDING", false},
+	} {
+		if got := bulkAgrees(tc.cp, tc.run); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestUndecodableCheckpointIsLogged: a checkpoint that does not decode counts as absent
+// (the parent is read afresh), and says so in the log; a missing one says nothing.
+func TestUndecodableCheckpointIsLogged(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	if _, ok := decodeState[jobsState](log, load.Checkpoint{Kind: kindJobs, ParentID: 42}); ok || buf.Len() != 0 {
+		t.Fatalf("a missing checkpoint: ok %v, log %q", ok, buf.String())
+	}
+	if _, ok := decodeState[jobsState](log, load.Checkpoint{Kind: kindJobs, ParentID: 42, State: []byte(`{"done": "yes"}`)}); ok {
+		t.Fatal("an undecodable checkpoint decoded")
+	}
+	if got := buf.String(); !strings.Contains(got, "does not decode") || !strings.Contains(got, "parent=42") || !strings.Contains(got, "kind=jobs") {
+		t.Errorf("log %q does not name the checkpoint", got)
+	}
+}

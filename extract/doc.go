@@ -9,18 +9,38 @@
 // then every workspace's streams (one call each). The stream listing is the change
 // detector: a stream's jobs are read again only when its run-related fields
 // (lastRunStatus, lastRowsRetrieved, processedRows, lastDataDate, lastUpdate) differ from
-// the fingerprint kept in the stream's "jobs" checkpoint, when it has stored jobs that are
-// not final yet, when its last read did not reach the end, when its safety-net sweep is
-// due (Options.SweepEvery) or when Options.Full is set. A stream's mapping is read again
-// only when the stream's updateTime changed. Workspace-level lists (dimensions,
-// measurements, harmonized dimensions, patterns, calculated measurements) are read on
-// their own cadence (Options.WorkspaceListsEvery).
+// the fingerprint kept in the stream's "jobs" checkpoint, when it has stored jobs that
+// may still change unseen (below), when its last read did not reach the end, when its
+// safety-net sweep is due (Options.SweepEvery) or when Options.Full is set. A stream's
+// mapping is read again only when the stream's updateTime changed. Workspace-level lists
+// (dimensions, measurements, harmonized dimensions, patterns, calculated measurements)
+// are read on their own cadence (Options.WorkspaceListsEvery).
 //
 // The listing's run fields move only when a run finishes, so for the streams that look
 // unchanged the bulk status endpoint is asked too (one call per workspace and 100 such
-// streams): a stream whose latest run is not final yet is read, and its jobs in flight
-// are stored. A stream that leaves its workspace's complete listing has its jobs and
-// mapping marked deleted with it.
+// streams); it gives each stream's latest run status. A stream whose stored jobs are all
+// final is read when its latest run is not final: a run started since. Jobs of one
+// stream run one at a time, oldest first (later ones wait in PENDING), so a stream whose
+// only stored job not final is its latest, IN_PROGRESS, cannot have changed while its
+// listing stands still and its latest run is still IN_PROGRESS: a job stuck for hours
+// costs one bulk status share an hour, not a page. (That jobs queue is inferred [I]; were
+// two to run at once, a job started beside a stuck one would be stored when either
+// finishes, as without the bulk status.) A stream with stored PENDING jobs is
+// always read: a job queued behind them, or the head of their queue starting, shows
+// neither in the listing nor in the bulk status. A stream that leaves its workspace's
+// complete listing has its jobs and mapping marked deleted with it.
+//
+// # Targeted crawls
+//
+// Options.Workspaces and Options.Streams restrict a run. A targeted workspace is read as
+// any run reads it (its stream list, its streams' jobs and mappings as decided above, its
+// workspace-level lists when due), without the workspace list, so no workspace is marked
+// deleted. A targeted stream outside them costs one GET of the stream (its record and
+// run fields stand in for its workspace's listing), its job pages, read as if its
+// listing had moved, and its mapping; only its own rows and checkpoints change, and a
+// stream the API does not answer leaves the run partial with nothing marked deleted.
+// Their checkpoints are the ones a whole run writes, so the next whole run reads
+// neither again unless it changed since.
 //
 // # Reading a stream's jobs
 //
@@ -67,8 +87,33 @@
 // The daily quota running out, Options.MaxCalls, a failing store or the caller's
 // cancellation stop a crawl cleanly: no new request is sent, the answers in flight are
 // still committed (after a cancellation they get a few seconds), and the run is recorded
-// as quota_exhausted, partial or failed. The next run resumes from the checkpoints
-// without asking again for anything stored. Streams are read by Options.Workers workers
+// as quota_exhausted, partial or failed. Streams are read by Options.Workers workers
 // (default one, since one token's pace leaves a single worker idle most of the time); a
 // kill loses at most the page each worker had in flight.
+//
+// # Resuming, and why a resumed run may say ok
+//
+// The next run resumes from the checkpoints without asking again for anything stored
+// that cannot have changed; what can have changed while the crawl was stopped (hours or
+// a day of runs) is read again, so the first run that ends ok leaves every table equal
+// to the API, whatever quota stops and kills came before. It rests on one rule: a
+// stream's "jobs" checkpoint records a listing fingerprint only as the run that saw that
+// listing reaches the end of the stream's list, having read, after it saw the listing,
+// every page that can have changed since. So:
+//
+//   - An interrupted read is finished by a later run as an incremental read from where
+//     it stopped: oldest first, the pages before the stop that hold jobs not final are
+//     read again before the rest; newest first, the top of the list is read down to
+//     final jobs before the rest.
+//   - A first page parked for the cap probe by an earlier run is kept only when nothing
+//     can have changed since: the listing is the one it was read under, every job on it
+//     was final and the bulk status shows no run started; otherwise page 1 is read again
+//     (a job may have joined the list, and the probe would then misjudge the cap).
+//   - Streams that leave a workspace's list are written into that list's checkpoint with
+//     the list, and retired (their jobs and mapping marked deleted) after every list was
+//     read; a run stopped in between leaves them to the next one.
+//
+// What changes while a run is under way is seen by the next run: a page read before a
+// job changed keeps the job's old status, which is not final, so the next run reads it
+// again.
 package extract

@@ -59,6 +59,9 @@ type jobsReader struct {
 
 	pendLen  int   // length of a parked first page
 	pendLast int64 // id of its last job
+	// earlier marks a first page parked by an earlier run: jobs may have joined the list
+	// since, so the probe is always asked (see resolve).
+	earlier bool
 }
 
 // readJobs reads one stream's jobs as decided and records the outcome.
@@ -67,6 +70,7 @@ func (r *run) readJobs(ctx context.Context, w *streamWork) {
 	jr, err := r.newJobsReader(ctx, w)
 	if err == nil {
 		if jr.kind == readPending {
+			jr.earlier = true
 			err = errPending // parked by an earlier run: only the probe is missing
 		} else {
 			err = jr.run(ctx)
@@ -124,13 +128,21 @@ func (r *run) newJobsReader(ctx context.Context, w *streamWork) (*jobsReader, er
 		jr.order = order
 		jr.known = slices.Clone(jr.storedAsc)
 	case readResume:
+		// The pages read before the stop are older than this run's listing: what can have
+		// changed on them since is re-read as an incremental read would (newest first:
+		// from the top down to final jobs; oldest first: the pages holding jobs not final),
+		// so the end of this read may record this run's listing.
 		jr.order = order
 		if order == orderDesc {
 			jr.steps = []step{{mode: stepTop, from: 1}, {mode: stepTail, from: jr.cp.Next}}
-		} else {
-			jr.known = slices.Clone(jr.storedAsc)
-			jr.steps = []step{{mode: stepTail, from: jr.cp.Next}}
+			break
 		}
+		jr.known = slices.Clone(jr.storedAsc)
+		final := func(id int64) bool { return datorama.IsFinal(jr.status[id]) }
+		if pages := nonFinalPages(jr.storedAsc, final, jr.size, jr.cp.Next); len(pages) > 0 {
+			jr.steps = append(jr.steps, step{mode: stepPages, pages: pages})
+		}
+		jr.steps = append(jr.steps, step{mode: stepTail, from: jr.cp.Next})
 	case readIncremental:
 		jr.order = order
 		if order == orderDesc {
@@ -432,6 +444,7 @@ func (jr *jobsReader) commit(jobs []datorama.Job, kind commitKind, p int) error 
 	jr.prev, jr.prevPage = idsOf(jobs), p
 
 	cp := &jr.cp
+	cp.PendingListing = ""
 	switch kind {
 	case commitTail:
 		cp.Done, cp.Next, cp.PageSize, cp.Pending, cp.PendingLast = false, p+1, jr.size, 0, 0
@@ -441,7 +454,7 @@ func (jr *jobsReader) commit(jobs []datorama.Job, kind commitKind, p int) error 
 		cp.FullRead = cp.FullRead || jr.kind == readFull
 	case commitPending:
 		cp.Done, cp.Next, cp.PageSize = false, 0, 0
-		cp.Pending, cp.PendingLast = jr.pendLen, jr.pendLast
+		cp.Pending, cp.PendingLast, cp.PendingListing = jr.pendLen, jr.pendLast, jr.w.listing
 		cp.FullRead = cp.FullRead || jr.kind == readFull
 	case commitEnd, commitStop:
 		if kind == commitEnd && jr.fromStart {
@@ -458,10 +471,14 @@ func (jr *jobsReader) commit(jobs []datorama.Job, kind commitKind, p int) error 
 		}
 		cp.Listing, cp.Done, cp.Next, cp.PageSize, cp.Pending, cp.PendingLast, cp.FullRead = jr.w.listing, true, 0, 0, 0, 0, false
 	}
-	cp.Count, cp.NonFinal = len(jr.status), 0
-	for _, s := range jr.status {
+	cp.Count, cp.NonFinal, cp.Latest = len(jr.status), 0, ""
+	var latest int64
+	for id, s := range jr.status {
 		if !datorama.IsFinal(s) {
 			cp.NonFinal++
+		}
+		if id > latest {
+			latest, cp.Latest = id, s
 		}
 	}
 	b.Checkpoint = &load.Checkpoint{Kind: kindJobs, ParentID: jr.w.id, State: encodeState(cp), UpdatedAt: now}
@@ -537,9 +554,26 @@ func (jr *jobsReader) resolve(ctx context.Context) error {
 	n := jr.pendLen
 	capped := false
 	switch {
-	case a.Cap > 0:
-		capped = n >= a.Cap
-	case n < a.Floor:
+	case a.Cap > 0 && n >= a.Cap:
+		capped = true // the rest is read from page 2, whatever joined since included
+	case jr.earlier && (a.Cap > 0 || n < a.Floor):
+		// The page was complete when an earlier run read it; the probe tells whether
+		// jobs joined since. If they did, page 1 is read again.
+		grew, err := jr.probe(ctx)
+		if err != nil {
+			return err
+		}
+		if grew {
+			r.log.Info("jobs joined the list since its first page was parked; reading it again", "stream", jr.w.id)
+			jr.restartFull()
+			jr.pendLen, jr.pendLast = 0, 0
+			err := jr.run(ctx)
+			if errors.Is(err, errPending) {
+				return fmt.Errorf("stream %d: first page ambiguous again with a cap known", jr.w.id)
+			}
+			return err
+		}
+	case a.Cap > 0, n < a.Floor:
 	default:
 		var err error
 		capped, err = jr.probe(ctx)

@@ -54,6 +54,20 @@ type Options struct {
 	// workspace list and the stream lists are read whenever anything below them is, since
 	// they say what exists.
 	Entities []string
+	// Workspaces, when set, restricts the crawl to these workspaces: each one's stream
+	// list, its streams' jobs and mappings and its workspace-level lists, decided as any
+	// run decides them (with Full, all of them). The workspace list is not read, so no
+	// workspace is marked deleted; a stream that left a targeted workspace's list is, as
+	// in any run. With a pool of several tokens, each token lists its workspaces first,
+	// only to learn which token sees what (nothing is stored from those lists).
+	Workspaces []int64
+	// Streams, when set, restricts the crawl to these streams (besides those of
+	// Workspaces). Each costs one GET of the stream (its record and run fields, in place
+	// of its workspace's list), its job pages, read as if its listing had moved (so one
+	// page when nothing changed and the list fits a page), and its mapping. Only the
+	// stream's own rows and checkpoints change; a stream the API does not answer leaves
+	// the run partial and nothing marked deleted.
+	Streams []int64
 	// RequestPageSize is the stats page size asked for until a cap is learned.
 	RequestPageSize int
 	// WorkspaceListsEvery is the cadence of the workspace-level lists.
@@ -119,8 +133,29 @@ func (o Options) withDefaults() (Options, error) {
 		return o, err
 	}
 	o.Entities = ents
+	if o.Workspaces, err = targetIDs("workspace", o.Workspaces); err != nil {
+		return o, err
+	}
+	if o.Streams, err = targetIDs("stream", o.Streams); err != nil {
+		return o, err
+	}
 	return o, nil
 }
+
+// targetIDs checks the ids of a target and returns them sorted, without repeats.
+func targetIDs(what string, ids []int64) ([]int64, error) {
+	for _, id := range ids {
+		if id <= 0 {
+			return nil, fmt.Errorf("%s id %d: must be positive", what, id)
+		}
+	}
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// targeted reports whether the crawl reads only some workspaces or streams.
+func (o Options) targeted() bool { return len(o.Workspaces) > 0 || len(o.Streams) > 0 }
 
 // ParseEntities checks entity names (also accepting comma-separated lists and hyphens for
 // underscores) and returns them in crawl order without repeats; nil or empty means all.

@@ -61,7 +61,7 @@ func (c *Crawler) Plan(ctx context.Context, opts Options) (Plan, error) {
 	if err != nil {
 		return p, err
 	}
-	acct, _ := decodeState[accountState](acctCPs[0].State)
+	acct, _ := decodeState[accountState](o.Logger, acctCPs[0])
 	listCPs, err := read(kindStreams)
 	if err != nil {
 		return p, err
@@ -70,9 +70,12 @@ func (c *Crawler) Plan(ctx context.Context, opts Options) (Plan, error) {
 	if err != nil {
 		return p, err
 	}
-	states := decodeJobStates(jobsCPs)
+	states := decodeJobStates(o.Logger, jobsCPs)
 	// What the jobs checkpoints learned counts as much as the account checkpoint.
 	acct.foldJobs(states)
+	if o.targeted() {
+		return c.planTarget(ctx, o, p, acct, listCPs, states, read)
+	}
 
 	add := func(e EntityPlan) {
 		if e.UpTo < e.Calls {
@@ -96,7 +99,7 @@ func (c *Crawler) Plan(ctx context.Context, opts Options) (Plan, error) {
 	now := o.Clock.Now()
 	streamCount, bulk := 0, 0
 	for _, cp := range listCPs {
-		st, _ := decodeState[listState](cp.State)
+		st, _ := decodeState[listState](o.Logger, cp)
 		n := max(st.Count, len(st.IDs))
 		streamCount += n
 		bulk += (n + datorama.BulkStatusChunk - 1) / datorama.BulkStatusChunk
@@ -114,7 +117,7 @@ func (c *Crawler) Plan(ctx context.Context, opts Options) (Plan, error) {
 		}
 		due := 0
 		for ws := range listCPs {
-			st, ok := decodeState[listState](cps[ws].State)
+			st, ok := decodeState[listState](o.Logger, cps[ws])
 			if o.Full || !ok || now.Sub(st.At) >= o.WorkspaceListsEvery {
 				due++
 			}
@@ -148,7 +151,11 @@ func planJobs(o Options, acct accountState, states map[int64]*jobsState, streams
 	var full, resume, incr, pending, unchanged, certain, extra int
 	for _, st := range states {
 		pages := st.Count/size + 1
-		switch decideJobs(st, st.Listing, acct.Order, now, o) {
+		listing := st.Listing // as if unchanged
+		if st.Pending > 0 {
+			listing = st.PendingListing
+		}
+		switch decideJobs(st, listing, acct.Order, now, o) {
 		case readFull:
 			full++
 			certain += pages
@@ -179,6 +186,101 @@ func planJobs(o Options, acct accountState, states map[int64]*jobsState, streams
 	return EntityPlan{Entity: load.Jobs, Calls: certain, UpTo: certain + extra,
 		Note: fmt.Sprintf("%d full, %d resumed, %d with jobs not final, %d awaiting the cap probe, %d new, %d unchanged unless their listing moved",
 			full, resume, incr, pending, newStreams, unchanged)}
+}
+
+// planTarget is Plan for a crawl of Options.Workspaces and Options.Streams: the
+// targeted workspaces as a whole run would plan them, and for each targeted stream
+// outside them its GET, its pages (as if its listing moved) and its mapping.
+func (c *Crawler) planTarget(ctx context.Context, o Options, p Plan, acct accountState, listCPs map[int64]load.Checkpoint,
+	states map[int64]*jobsState, read func(kind string) (map[int64]load.Checkpoint, error)) (Plan, error) {
+	p.Crawled = true
+	add := func(e EntityPlan) {
+		if e.UpTo < e.Calls {
+			e.UpTo = e.Calls
+		}
+		p.Entities = append(p.Entities, e)
+		p.Calls += e.Calls
+		p.UpTo += e.UpTo
+	}
+	if c.Pool != nil && len(c.Pool.Fingerprints()) > 1 {
+		n := len(c.Pool.Fingerprints())
+		add(EntityPlan{Entity: load.Workspaces, Calls: n, Note: "to learn which token sees what; nothing stored"})
+	}
+	now := o.Clock.Now()
+	inWS := map[int64]bool{}
+	streamCount, bulk, unknown := 0, 0, 0
+	wsStates := map[int64]*jobsState{}
+	for _, ws := range o.Workspaces {
+		st, ok := decodeState[listState](o.Logger, listCPs[ws])
+		if !ok {
+			unknown++
+		}
+		n := max(st.Count, len(st.IDs))
+		streamCount += n
+		bulk += (n + datorama.BulkStatusChunk - 1) / datorama.BulkStatusChunk
+		for _, id := range st.IDs {
+			inWS[id] = true
+			if s := states[id]; s != nil {
+				wsStates[id] = s
+			}
+		}
+	}
+	var alone []int64
+	for _, id := range o.Streams {
+		if !inWS[id] {
+			alone = append(alone, id)
+		}
+	}
+	if o.needsStreams() {
+		note := plural(len(o.Workspaces), "workspace") + ", " + plural(len(alone), "stream") + " on its own"
+		if unknown > 0 {
+			note += fmt.Sprintf("; %s never listed: what is under it is known once it is read", plural(unknown, "workspace"))
+		}
+		add(EntityPlan{Entity: load.Streams, Calls: len(o.Workspaces) + len(alone), Note: note})
+	}
+	for _, e := range workspaceLists {
+		if !o.wants(e) || len(o.Workspaces) == 0 {
+			continue
+		}
+		cps, err := read(e)
+		if err != nil {
+			return p, err
+		}
+		due := 0
+		for _, ws := range o.Workspaces {
+			st, ok := decodeState[listState](o.Logger, cps[ws])
+			if o.Full || !ok || now.Sub(st.At) >= o.WorkspaceListsEvery {
+				due++
+			}
+		}
+		add(EntityPlan{Entity: e, Calls: due, Note: fmt.Sprintf("%d of %d due", due, len(o.Workspaces))})
+	}
+	if o.wants(load.Jobs) {
+		e := planJobs(o, acct, wsStates, streamCount, bulk, now)
+		e.Calls += len(alone) // every targeted stream costs at least a page
+		e.UpTo += len(alone)
+		for _, id := range alone {
+			if s := states[id]; s != nil {
+				e.UpTo += s.Count / acct.pageSize(o.RequestPageSize)
+			}
+		}
+		e.Note += fmt.Sprintf("; %s read as if changed", plural(len(alone), "targeted stream"))
+		add(e)
+	}
+	if o.wants(load.Mappings) {
+		mapCPs, err := read(kindMappings)
+		if err != nil {
+			return p, err
+		}
+		e := EntityPlan{Entity: load.Mappings, Calls: len(alone), UpTo: streamCount + len(alone), Note: "every targeted stream; the workspaces' when a stream's updateTime changed"}
+		for id := range inWS {
+			if _, ok := mapCPs[id]; !ok || o.Full {
+				e.Calls++
+			}
+		}
+		add(e)
+	}
+	return p, nil
 }
 
 func plural(n int, what string) string {

@@ -3,9 +3,8 @@ package extract
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
+	"log/slog"
 	"slices"
 	"sync"
 
@@ -139,7 +138,7 @@ func (r *run) streams(ctx context.Context, wss []int64) []*streamWork {
 		r.halt(err)
 		return nil
 	}
-	jobStates := decodeJobStates(jobsCPs)
+	jobStates := decodeJobStates(r.log, jobsCPs)
 	r.foldJobsCheckpoints(jobStates)
 	listCPs, err := r.checkpoints(ctx, kindStreams)
 	if err != nil {
@@ -152,6 +151,7 @@ func (r *run) streams(ctx context.Context, wss []int64) []*streamWork {
 	var (
 		goneMu sync.Mutex
 		gone   []int64 // streams that left a complete listing of their workspace
+		goneIn []int64 // workspaces whose checkpoint holds streams to retire
 	)
 	r.parallel(ctx, len(wss), func(ctx context.Context, i int) {
 		defer r.prog.step(1)
@@ -173,24 +173,21 @@ func (r *run) streams(ctx context.Context, wss []int64) []*streamWork {
 			row := convert.Stream(ws, s)
 			b.Streams = append(b.Streams, row)
 			b.AllIDs = append(b.AllIDs, s.ID)
-			w := &streamWork{id: s.ID, ws: row.WorkspaceID, listing: listingFingerprint(s), ran: hasRun(s),
-				updateTime: s.UpdateTime.Millis(), jobs: jobStates[s.ID]}
-			if cp, ok := mapCPs[s.ID]; ok {
-				if ms, ok := decodeState[mappingState](cp.State); ok {
-					w.mapping = &ms
-				}
-			}
-			work = append(work, w)
+			work = append(work, newStreamWork(r.log, s, row.WorkspaceID, jobStates, mapCPs))
 		}
-		b.Checkpoint = &load.Checkpoint{Kind: kindStreams, ParentID: ws, UpdatedAt: now,
-			State: encodeState(listState{At: now, Count: len(list), IDs: slices.Sorted(slices.Values(b.AllIDs))})}
+		st := listState{At: now, Count: len(list), IDs: slices.Sorted(slices.Values(b.AllIDs))}
+		if before, ok := decodeState[listState](r.log, listCPs[ws]); ok {
+			st.Gone = without(append(before.IDs, before.Gone...), st.IDs)
+		}
+		b.Checkpoint = &load.Checkpoint{Kind: kindStreams, ParentID: ws, UpdatedAt: now, State: encodeState(st)}
 		if err := r.write(b); err != nil {
 			r.halt(err)
 			return
 		}
-		if before, ok := decodeState[listState](listCPs[ws].State); ok {
+		if len(st.Gone) > 0 {
 			goneMu.Lock()
-			gone = append(gone, without(before.IDs, b.AllIDs)...)
+			gone = append(gone, st.Gone...)
+			goneIn = append(goneIn, ws)
 			goneMu.Unlock()
 		}
 		perWS[i] = work
@@ -206,10 +203,133 @@ func (r *run) streams(ctx context.Context, wss []int64) []*streamWork {
 		for i, w := range all {
 			listed[i] = w.id
 		}
-		gone = append(gone, r.goneWorkspaces(ctx, wss, listCPs)...)
-		r.retireStreams(without(gone, listed))
+		more, in := r.goneWorkspaces(ctx, wss, listCPs)
+		gone, goneIn = append(gone, more...), append(goneIn, in...)
+		if r.retireStreams(without(gone, listed)) {
+			r.retired(goneIn)
+		}
 	}
 	return all
+}
+
+// retired clears the streams to retire from the stream list checkpoints of wss, once
+// they are retired.
+func (r *run) retired(wss []int64) {
+	cps, err := r.checkpoints(r.parent, kindStreams)
+	if err != nil {
+		r.halt(err)
+		return
+	}
+	for _, ws := range wss {
+		st, ok := decodeState[listState](r.log, cps[ws])
+		if !ok || len(st.Gone) == 0 {
+			continue
+		}
+		st.Gone = nil
+		if err := r.write(load.Batch{Entity: load.Streams, ParentID: ws,
+			Checkpoint: &load.Checkpoint{Kind: kindStreams, ParentID: ws, State: encodeState(st), UpdatedAt: r.o.Clock.Now()}}); err != nil {
+			r.halt(err)
+			return
+		}
+	}
+}
+
+// newStreamWork is what the crawl knows of a listed stream: its listing and its
+// checkpoints.
+func newStreamWork(log *slog.Logger, s *datorama.Stream, ws int64, jobStates map[int64]*jobsState, mapCPs map[int64]load.Checkpoint) *streamWork {
+	w := &streamWork{id: s.ID, ws: ws, listing: listingFingerprint(s), ran: hasRun(s),
+		updateTime: s.UpdateTime.Millis(), jobs: jobStates[s.ID]}
+	if cp, ok := mapCPs[s.ID]; ok {
+		if ms, ok := decodeState[mappingState](log, cp); ok {
+			w.mapping = &ms
+		}
+	}
+	return w
+}
+
+// learnVisibility lets a pool of several tokens learn which token sees which workspace
+// before a targeted crawl, which does not read (or store) the workspace list otherwise.
+func (r *run) learnVisibility(ctx context.Context) bool {
+	if r.c.Pool == nil || len(r.c.Pool.Fingerprints()) <= 1 {
+		return true
+	}
+	if _, _, err := r.listWorkspaces(ctx); err != nil {
+		r.failed(ctx, "workspaces", err)
+		return !r.done(ctx)
+	}
+	return true
+}
+
+// targetStreams reads the streams of Options.Streams that no targeted workspace listed,
+// one GET each, stores their rows (and nothing else of their workspaces) and adds them to
+// the work, in stream id order.
+func (r *run) targetStreams(ctx context.Context, listed []*streamWork) []*streamWork {
+	have := make(map[int64]*streamWork, len(listed))
+	for _, w := range listed {
+		have[w.id] = w
+	}
+	var ids []int64
+	for _, id := range r.o.Streams {
+		if w := have[id]; w != nil {
+			w.target = true
+		} else {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return listed
+	}
+	jobsCPs, err := r.checkpoints(ctx, kindJobs)
+	if err != nil {
+		r.halt(err)
+		return listed
+	}
+	mapCPs, err := r.checkpoints(ctx, kindMappings)
+	if err != nil {
+		r.halt(err)
+		return listed
+	}
+	jobStates := decodeJobStates(r.log, jobsCPs)
+	r.foldJobsCheckpoints(jobStates)
+	r.prog.stage(load.Streams, len(ids))
+	work := make([]*streamWork, len(ids))
+	r.parallel(ctx, len(ids), func(ctx context.Context, i int) {
+		defer r.prog.step(1)
+		id := ids[i]
+		parent := "stream " + itoa(id)
+		if err := r.beforeCall(ctx); err != nil {
+			r.failed(ctx, parent, err)
+			return
+		}
+		s, err := r.c.Client.Streams.Get(ctx, id)
+		if err == nil && s.ID != id {
+			err = fmt.Errorf("stream %d: the API answered stream %d", id, s.ID)
+		}
+		if err != nil {
+			r.failed(ctx, parent, err)
+			return
+		}
+		row := convert.Stream(0, s)
+		if row.WorkspaceID == 0 {
+			r.failed(ctx, parent, fmt.Errorf("stream %d: the API's answer names no workspace", id))
+			return
+		}
+		now := r.o.Clock.Now()
+		if err := r.write(load.Batch{Entity: load.Streams, ParentID: row.WorkspaceID, ObservedAt: now, Streams: []load.StreamRow{row}}); err != nil {
+			r.halt(err)
+			return
+		}
+		w := newStreamWork(r.log, s, row.WorkspaceID, jobStates, mapCPs)
+		w.target = true
+		work[i] = w
+	})
+	for _, w := range work {
+		if w != nil {
+			listed = append(listed, w)
+		}
+	}
+	slices.SortFunc(listed, func(a, b *streamWork) int { return cmp.Compare(a.id, b.id) })
+	return listed
 }
 
 // workspaceLists reads the workspace-level lists that are due.
@@ -231,7 +351,7 @@ func (r *run) workspaceLists(ctx context.Context, wss []int64) {
 		now := r.o.Clock.Now()
 		for _, ws := range wss {
 			if !r.o.Full {
-				if st, ok := decodeState[listState](cps[ws].State); ok && now.Sub(st.At) < r.o.WorkspaceListsEvery {
+				if st, ok := decodeState[listState](r.log, cps[ws]); ok && now.Sub(st.At) < r.o.WorkspaceListsEvery {
 					continue
 				}
 			}
@@ -320,7 +440,11 @@ func (r *run) streamItems(ctx context.Context, streams []*streamWork) {
 	now := r.o.Clock.Now()
 	if r.o.wants(load.Jobs) {
 		for _, w := range streams {
-			w.kind = decideJobs(w.jobs, w.listing, r.account().Order, now, r.o)
+			listing := w.listing
+			if w.target {
+				listing = "" // never equal to a stored one: the stream is read
+			}
+			w.kind = decideJobs(w.jobs, listing, r.account().Order, now, r.o)
 		}
 		if !r.o.SkipBulkStatus {
 			r.inFlight(ctx, streams)
@@ -331,7 +455,7 @@ func (r *run) streamItems(ctx context.Context, streams []*streamWork) {
 	}
 	var todo []*streamWork
 	for _, w := range streams {
-		w.needMapping = r.o.wants(load.Mappings) && (r.o.Full || w.mapping == nil || w.mapping.UpdateTime != w.updateTime)
+		w.needMapping = r.o.wants(load.Mappings) && (r.o.Full || w.target || w.mapping == nil || w.mapping.UpdateTime != w.updateTime)
 		if w.kind != readSkip || w.needMapping {
 			todo = append(todo, w)
 		}
@@ -372,16 +496,18 @@ func (r *run) readMapping(ctx context.Context, w *streamWork) {
 	}
 }
 
-// inFlight asks the bulk status endpoint about the streams the listing shows unchanged:
-// the listing's last-run fields move only when a run finishes, so a run started since
-// the last crawl shows only as a latest job that is not final. Those streams are read.
-// A workspace whose bulk status fails stays incomplete; an endpoint that refuses the
-// request outright (a 4xx) is not asked again during the run.
+// inFlight asks the bulk status endpoint about the streams decideJobs left unread or
+// whose parked first page it kept: the listing's last-run fields move only when a run
+// finishes, so a run started since the last read shows only in the latest run's status.
+// A stream whose status disagrees with its checkpoint (bulkAgrees) is read. A workspace
+// whose bulk status fails stays incomplete; an endpoint that refuses the request
+// outright (a 4xx) is not asked again during the run.
 func (r *run) inFlight(ctx context.Context, streams []*streamWork) {
 	byWS := map[int64][]*streamWork{}
 	var wss []int64
+	order := r.account().Order
 	for _, w := range streams {
-		if w.kind != readSkip {
+		if w.kind != readSkip && (w.kind != readPending || !pendingNeedsBulk(w.jobs, order)) {
 			continue
 		}
 		if _, ok := byWS[w.ws]; !ok {
@@ -390,7 +516,7 @@ func (r *run) inFlight(ctx context.Context, streams []*streamWork) {
 		byWS[w.ws] = append(byWS[w.ws], w)
 	}
 	slices.Sort(wss)
-	for _, ws := range wss {
+	for wi, ws := range wss {
 		list := byWS[ws]
 		for start := 0; start < len(list); start += datorama.BulkStatusChunk {
 			chunk := list[start:min(start+datorama.BulkStatusChunk, len(list))]
@@ -405,61 +531,89 @@ func (r *run) inFlight(ctx context.Context, streams []*streamWork) {
 			}
 			sts, err := r.c.Client.Streams.BulkStatus(ctx, ws, ids)
 			if err != nil {
-				var ae *datorama.APIError
-				if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests {
+				if datorama.IsRefused(err) {
 					r.log.Warn("the bulk status endpoint refused the request; runs in flight are seen when they finish", "err", err)
+					rest := slices.Clone(list[start:])
+					for _, ws := range wss[wi+1:] {
+						rest = append(rest, byWS[ws]...)
+					}
+					for _, w := range rest {
+						// Without the endpoint, only a stream whose stored jobs are all final
+						// may wait for its listing to move.
+						if w.kind == readPending || w.jobs.NonFinal > 0 {
+							r.unconfirmed(w)
+						}
+					}
 					return
 				}
 				r.failed(ctx, "bulk status of workspace "+itoa(ws), err)
+				for _, w := range list[start:] {
+					if w.kind == readPending {
+						r.unconfirmed(w) // a parked page nobody confirmed is not kept
+					}
+				}
 				break
 			}
 			for _, st := range sts {
-				if w := byID[st.ID]; w != nil && st.RunStatus != "" && !datorama.IsFinal(st.RunStatus) {
-					w.kind = decideJobs(w.jobs, "", r.account().Order, r.o.Clock.Now(), r.o)
+				if w := byID[st.ID]; w != nil && !bulkAgrees(w.jobs, st.RunStatus) {
+					r.unconfirmed(w)
 				}
 			}
 		}
 	}
 }
 
+// unconfirmed turns a stream the bulk status did not clear into one that is read.
+func (r *run) unconfirmed(w *streamWork) {
+	if w.kind == readPending {
+		w.kind = readFull // the parked page is stale: read page 1 again
+		return
+	}
+	w.kind = decideJobs(w.jobs, "", r.account().Order, r.o.Clock.Now(), r.o)
+}
+
 // goneWorkspaces marks the stream lists and workspace-level lists of workspaces a
 // complete workspace list no longer has as empty (the API answers nothing under them any
-// more) and returns their streams. wss is what the crawl goes on with; it is the complete list only when the
+// more) and returns their streams to retire and the workspaces whose checkpoints hold
+// them. wss is what the crawl goes on with; it is the complete list only when the
 // workspace list was read cleanly.
-func (r *run) goneWorkspaces(ctx context.Context, wss []int64, listCPs map[int64]load.Checkpoint) []int64 {
+func (r *run) goneWorkspaces(ctx context.Context, wss []int64, listCPs map[int64]load.Checkpoint) (streams, in []int64) {
 	if !r.wsComplete {
-		return nil
+		return nil, nil
 	}
-	var streams []int64
 	for ws, cp := range listCPs {
 		if slices.Contains(wss, ws) || r.done(ctx) {
 			continue
 		}
-		st, ok := decodeState[listState](cp.State)
-		if !ok || len(st.IDs) == 0 {
+		st, ok := decodeState[listState](r.log, cp)
+		if !ok || len(st.IDs) == 0 && len(st.Gone) == 0 {
 			continue // retired before, or never had streams
 		}
+		// With Gone alone, an earlier run emptied it and stopped before it was done:
+		// the writes below are done again, which changes nothing already done.
 		now := r.o.Clock.Now()
+		gone := append(st.IDs, st.Gone...)
 		batches := []load.Batch{{Entity: load.Streams, ParentID: ws, Complete: true, ObservedAt: now,
-			Checkpoint: &load.Checkpoint{Kind: kindStreams, ParentID: ws, UpdatedAt: now, State: encodeState(listState{At: now})}}}
+			Checkpoint: &load.Checkpoint{Kind: kindStreams, ParentID: ws, UpdatedAt: now, State: encodeState(listState{At: now, Gone: gone})}}}
 		for _, e := range workspaceLists {
 			batches = append(batches, load.Batch{Entity: e, ParentID: ws, Complete: true, ObservedAt: now})
 		}
 		for _, b := range batches {
 			if err := r.write(b); err != nil {
 				r.halt(err)
-				return nil
+				return nil, nil
 			}
 		}
 		r.log.Info("workspace left the workspace list; what was under it is marked deleted", "workspace", ws)
-		streams = append(streams, st.IDs...)
+		streams, in = append(streams, gone...), append(in, ws)
 	}
-	return streams
+	return streams, in
 }
 
 // retireStreams marks the jobs and mapping of streams that left a complete listing
 // deleted, and resets their checkpoints, so a stream that comes back is read afresh.
-func (r *run) retireStreams(ids []int64) {
+// It reports whether every one was retired.
+func (r *run) retireStreams(ids []int64) bool {
 	for _, id := range ids {
 		now := r.o.Clock.Now()
 		for _, b := range []load.Batch{
@@ -470,11 +624,12 @@ func (r *run) retireStreams(ids []int64) {
 		} {
 			if err := r.write(b); err != nil {
 				r.halt(err)
-				return
+				return false
 			}
 		}
 		r.log.Info("stream left its workspace's listing; its jobs and mapping are marked deleted", "stream", id)
 	}
+	return true
 }
 
 // without returns the ids of a that are not in b.

@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/drextract/drextract/datorama"
+	"github.com/drextract/drextract/load"
 )
 
 // Checkpoint kinds the crawler owns. Entity names double as kinds for the per-workspace
@@ -94,8 +96,10 @@ func (a *accountState) observe(n, size int) {
 // jobsState is a stream's "jobs" checkpoint. It is written with every page of the
 // stream's jobs, in the same transaction.
 type jobsState struct {
-	// Listing is the fingerprint of the stream's run-related listing fields as of the
-	// last read that reached the end of the list. It advances only then.
+	// Listing is the fingerprint of the stream's run-related listing fields that the run
+	// which brought the stored jobs up to date saw before it read them. It advances only
+	// when a read reaches the end of the list, and only to a listing seen by the same
+	// run before every page that can have changed since was read (see the package doc).
 	Listing string `json:"listing,omitempty"`
 	// Done says the last read reached the end of the list; when false, Next and
 	// PageSize say where it stopped (Next 0: not in its tail yet).
@@ -105,12 +109,16 @@ type jobsState struct {
 	// FullRead marks an interrupted read that was a full one (a sweep).
 	FullRead bool `json:"fullRead,omitempty"`
 	// Pending is the length of a first page waiting for the cap probe, PendingLast the
-	// id of its last job.
-	Pending     int   `json:"pending,omitempty"`
-	PendingLast int64 `json:"pendingLast,omitempty"`
-	// Count and NonFinal are the stream's stored jobs and how many are not final.
-	Count    int `json:"count"`
-	NonFinal int `json:"nonFinal"`
+	// id of its last job, PendingListing the listing fingerprint of the run that read it
+	// (a later run keeps the page only while the listing still shows it).
+	Pending        int    `json:"pending,omitempty"`
+	PendingLast    int64  `json:"pendingLast,omitempty"`
+	PendingListing string `json:"pendingListing,omitempty"`
+	// Count and NonFinal are the stream's stored jobs and how many are not final;
+	// Latest is the status of the stored job with the highest id.
+	Count    int    `json:"count"`
+	NonFinal int    `json:"nonFinal"`
+	Latest   string `json:"latest,omitempty"`
 	// MaxPage is the longest page this stream ever returned.
 	MaxPage int `json:"maxPage,omitempty"`
 	// Cap is the page-size cap this stream's probe found (0: none found here).
@@ -134,6 +142,10 @@ type listState struct {
 	// IDs are the listed ids, kept for stream lists: a stream that leaves its
 	// workspace's complete listing has its jobs and mapping retired too.
 	IDs []int64 `json:"ids,omitempty"`
+	// Gone are streams that left this list and whose jobs and mapping are not retired
+	// yet: they are written with the list that dropped them, so a run stopped before
+	// retiring them leaves the work to the next one.
+	Gone []int64 `json:"gone,omitempty"`
 }
 
 // listingFingerprint summarises the fields of a stream's listing that change when it
@@ -161,14 +173,19 @@ func encodeState(v any) json.RawMessage {
 	return b
 }
 
-// decodeState reads a checkpoint's state; an unreadable one counts as absent (the
-// parent is then read as if never seen), which is always safe.
-func decodeState[T any](raw json.RawMessage) (T, bool) {
+// decodeState reads a checkpoint's state; a missing one is absent. An unreadable one is
+// logged (to log, when not nil) and counts as absent too: the parent is then read as if
+// never seen, which is always safe, but someone should know why it costs calls.
+func decodeState[T any](log *slog.Logger, cp load.Checkpoint) (T, bool) {
 	var v T
-	if len(raw) == 0 {
+	if len(cp.State) == 0 {
 		return v, false
 	}
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if err := json.Unmarshal(cp.State, &v); err != nil {
+		if log != nil {
+			log.Warn("a checkpoint does not decode; its parent is read as if never crawled",
+				"kind", cp.Kind, "parent", cp.ParentID, "err", err)
+		}
 		return v, false
 	}
 	return v, true
