@@ -16,9 +16,9 @@ import (
 func init() { register(newExtractCommand) }
 
 type extractOptions struct {
-	full     bool
-	entities []string
-	dryRun   bool
+	full       bool
+	entities   []string
+	dryRun     bool
 	maxCalls   int
 	workspaces []int64
 	streams    []int64
