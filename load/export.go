@@ -170,7 +170,7 @@ func (s *Store) exportTables(ctx context.Context, tmp, version string, rows map[
 	defer restore()
 	return s.inTx(ctx, func() error {
 		for _, t := range tables {
-			if t == "schema_migrations" {
+			if IsInternal(t) { // the store's bookkeeping: checkpoints, migrations, publish state
 				continue
 			}
 			target := filepath.Join(tmp, t)
