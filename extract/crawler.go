@@ -83,6 +83,32 @@ type run struct {
 
 	pendMu  sync.Mutex
 	pending []*jobsReader
+
+	commits committer
+}
+
+// committer groups the batches workers write at the same time into one transaction: the
+// first writer to find no commit running leads, commits what is queued then, and hands
+// the lead to a writer that queued meanwhile. Every writer waits until its batch is
+// committed, so a worker has at most one page fetched and not stored, whatever the group
+// size: with one worker every page commits alone, as soon as it is read, and a kill
+// loses at most the page each worker had in flight; with several workers on a fast API
+// the pages read while a commit runs share the next one.
+type committer struct {
+	mu      sync.Mutex
+	queue   []*queuedWrite
+	leading bool
+}
+
+type queuedWrite struct {
+	b    load.Batch
+	done chan commitResult // buffered: the leader never waits on a writer
+}
+
+// commitResult is what a queued writer learns: its batch's outcome, or that it leads now.
+type commitResult struct {
+	err  error
+	lead bool
 }
 
 // Run crawls the account once and records the run (runs and api_calls). Its error is
@@ -301,24 +327,84 @@ func (r *run) failed(ctx context.Context, parent string, err error) {
 	r.mu.Unlock()
 }
 
-// write stores a batch with its checkpoint and flushes the audit now and then.
+// write stores a batch with its checkpoint, in one transaction with the batches other
+// workers write at the same time, and returns once it is committed. It flushes the audit
+// now and then.
 func (r *run) write(b load.Batch) error {
 	if b.ObservedAt.IsZero() {
 		b.ObservedAt = r.o.Clock.Now()
 	}
+	own := &queuedWrite{b: b, done: make(chan commitResult, 1)}
+	c := &r.commits
+	c.mu.Lock()
+	c.queue = append(c.queue, own)
+	if c.leading {
+		c.mu.Unlock()
+		if res := <-own.done; !res.lead {
+			return res.err
+		}
+	} else {
+		c.leading = true
+		c.mu.Unlock()
+	}
+	return r.lead(own)
+}
+
+// lead commits every queued batch (own among them) in one transaction, tells the other
+// writers, and hands the lead to a writer that queued meanwhile, if any.
+func (r *run) lead(own *queuedWrite) error {
+	c := &r.commits
+	c.mu.Lock()
+	group := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+
+	err := r.commitGroup(group)
+	var ownErr error
+	for _, w := range group {
+		werr := err
+		if err != nil {
+			werr = &storeError{fmt.Errorf("writing %s of parent %d: %w", w.b.Entity, w.b.ParentID, err)}
+		}
+		if w == own {
+			ownErr = werr
+			continue
+		}
+		w.done <- commitResult{err: werr}
+	}
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		next := c.queue[0]
+		c.mu.Unlock()
+		next.done <- commitResult{lead: true}
+	} else {
+		c.leading = false
+		c.mu.Unlock()
+	}
+	return ownErr
+}
+
+// commitGroup writes a group of batches in one transaction and counts their rows.
+func (r *run) commitGroup(group []*queuedWrite) error {
+	bs := make([]load.Batch, len(group))
+	for i, w := range group {
+		bs[i] = w.b
+	}
 	r.sinkMu.Lock()
 	defer r.sinkMu.Unlock()
-	if err := r.c.Sink.Write(r.parent, r.id, b); err != nil {
-		return &storeError{fmt.Errorf("writing %s of parent %d: %w", b.Entity, b.ParentID, err)}
+	if err := r.c.Sink.WriteBatches(r.parent, r.id, bs); err != nil {
+		return err
 	}
-	if n := b.Rows(); n > 0 {
-		r.mu.Lock()
-		r.rows[b.Entity] += n
-		r.mu.Unlock()
+	r.mu.Lock()
+	for i := range bs {
+		if n := bs[i].Rows(); n > 0 {
+			r.rows[bs[i].Entity] += n
+		}
 	}
+	r.mu.Unlock()
 	if r.c.Audit != nil {
 		if err := r.c.Audit.Flush(r.parent, r.c.Sink, DefaultAuditBatch); err != nil {
-			return &storeError{err}
+			return fmt.Errorf("recording API calls: %w", err)
 		}
 	}
 	return nil
