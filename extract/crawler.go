@@ -31,6 +31,10 @@ type Crawler struct {
 	Pool *ratelimit.Pool
 	// Quota tells Plan today's remaining daily quota; nil or ok=false: unknown.
 	Quota func() (q QuotaStatus, ok bool)
+
+	// queued, when set by a test, learns how many batches wait for the commit running
+	// each time a writer joins them.
+	queued func(n int)
 }
 
 // QuotaStatus is the daily quota as the rate budget knows it, summed over tokens.
@@ -339,7 +343,11 @@ func (r *run) write(b load.Batch) error {
 	c.mu.Lock()
 	c.queue = append(c.queue, own)
 	if c.leading {
+		n := len(c.queue)
 		c.mu.Unlock()
+		if r.c.queued != nil {
+			r.c.queued(n)
+		}
 		if res := <-own.done; !res.lead {
 			return res.err
 		}
