@@ -38,7 +38,7 @@ var (
 	callsSeed     = flag.Int64("calls-seed", envInt("DREXTRACT_BENCH_CALLS_SEED", 2026), "seed of the calls account (DREXTRACT_BENCH_CALLS_SEED)")
 	loadSeed      = flag.Int64("load-seed", envInt("DREXTRACT_BENCH_LOAD_SEED", 1000000), "seed of the million-job account (DREXTRACT_BENCH_LOAD_SEED)")
 	jobsPerStream = flag.Int("jobs-per-stream", int(envInt("DREXTRACT_BENCH_JOBS_PER_STREAM", 1000)), "jobs asked per stream of the 1,300-stream account; 1000 gives a million (DREXTRACT_BENCH_JOBS_PER_STREAM)")
-	workers       = flag.Int("workers", int(envInt("DREXTRACT_BENCH_WORKERS", 4)), "crawl workers of the jobs/s rows (DREXTRACT_BENCH_WORKERS)")
+	workers       = flag.Int("workers", int(envInt("DREXTRACT_BENCH_WORKERS", 8)), "crawl workers of the jobs/s rows (DREXTRACT_BENCH_WORKERS)")
 	tableOut      = flag.String("table-out", os.Getenv("DREXTRACT_BENCH_TABLE"), "also write the table to this file (DREXTRACT_BENCH_TABLE)")
 )
 
