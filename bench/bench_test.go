@@ -16,8 +16,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -38,7 +40,7 @@ var (
 	callsSeed     = flag.Int64("calls-seed", envInt("DREXTRACT_BENCH_CALLS_SEED", 2026), "seed of the calls account (DREXTRACT_BENCH_CALLS_SEED)")
 	loadSeed      = flag.Int64("load-seed", envInt("DREXTRACT_BENCH_LOAD_SEED", 1000000), "seed of the million-job account (DREXTRACT_BENCH_LOAD_SEED)")
 	jobsPerStream = flag.Int("jobs-per-stream", int(envInt("DREXTRACT_BENCH_JOBS_PER_STREAM", 1000)), "jobs asked per stream of the 1,300-stream account; 1000 gives a million (DREXTRACT_BENCH_JOBS_PER_STREAM)")
-	workers       = flag.Int("workers", int(envInt("DREXTRACT_BENCH_WORKERS", 8)), "crawl workers of the jobs/s rows (DREXTRACT_BENCH_WORKERS)")
+	workers       = flag.Int("workers", int(envInt("DREXTRACT_BENCH_WORKERS", 16)), "crawl workers of the jobs/s rows (DREXTRACT_BENCH_WORKERS)")
 	tableOut      = flag.String("table-out", os.Getenv("DREXTRACT_BENCH_TABLE"), "also write the table to this file (DREXTRACT_BENCH_TABLE)")
 )
 
@@ -88,6 +90,7 @@ type row struct {
 	target            string
 	met               bool
 	peakMB, refPeakMB float64 // 0: not measured
+	cpu, refCPU       float64 // CPU seconds of the child processes; 0: not measured
 }
 
 func (t *table) add(r row) { t.rows = append(t.rows, r) }
@@ -95,7 +98,13 @@ func (t *table) add(r row) { t.rows = append(t.rows, r) }
 func (t *table) String() string {
 	var buf bytes.Buffer
 	w := tabwriter.NewWriter(&buf, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(w, "measure\t drextract\t reference\t ratio\t target\t peak RSS MB (drextract / reference)")
+	fmt.Fprintln(w, "measure\t drextract\t reference\t ratio\t target\t peak RSS MB (drextract / reference)\t CPU s (drextract / reference)")
+	secs := func(v float64) string {
+		if v == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.1f", v)
+	}
 	mb := func(v float64) string {
 		if v == 0 {
 			return "—"
@@ -111,7 +120,8 @@ func (t *table) String() string {
 				target += " ✗"
 			}
 		}
-		fmt.Fprintf(w, "%s\t %s\t %s\t %s\t %s\t %s / %s\n", r.what, r.got, r.ref, r.ratio, target, mb(r.peakMB), mb(r.refPeakMB))
+		fmt.Fprintf(w, "%s\t %s\t %s\t %s\t %s\t %s / %s\t %s / %s\n", r.what, r.got, r.ref, r.ratio, target,
+			mb(r.peakMB), mb(r.refPeakMB), secs(r.cpu), secs(r.refCPU))
 	}
 	_ = w.Flush()
 	return buf.String()
@@ -171,7 +181,7 @@ func callsRows(b *testing.B, t *table) {
 			what: fmt.Sprintf("calls, %s (10 workspaces × 600 streams × 100 jobs)", st.name),
 			got:  strconv.Itoa(calls), ref: fmt.Sprintf("%d minimum", minimum),
 			ratio: fmt.Sprintf("%.2f×", ratio), target: fmt.Sprintf("≤ %.2f×", targetCallsRatio),
-			met: ratio <= targetCallsRatio, peakMB: res.peakMB(),
+			met: ratio <= targetCallsRatio, peakMB: res.peakMB(), cpu: res.CPUSeconds,
 		})
 		before = after
 	}
@@ -212,6 +222,7 @@ func loadAndExportRows(b *testing.B, t *table) {
 			got:  fmt.Sprintf("%.0f", rate), ref: fmt.Sprintf("%.0f bare Appender", bareRate),
 			ratio: fmt.Sprintf("%.2f", rate/bareRate), target: fmt.Sprintf("≥ %d, < %d MB", int(page.target), targetPeakMB),
 			met: rate >= page.target && res.peakMB() < targetPeakMB, peakMB: res.peakMB(), refPeakMB: bare.peakMB(),
+			cpu: res.CPUSeconds, refCPU: bare.CPUSeconds,
 		})
 	}
 	exp := runChild(b, "export", spec{DB: exportDB, Dir: filepath.Join(dir, "export")})
@@ -222,6 +233,7 @@ func loadAndExportRows(b *testing.B, t *table) {
 		got:  fmt.Sprintf("%.1f", exp.Seconds), ref: fmt.Sprintf("%.1f bare COPY", bare.Seconds),
 		ratio: fmt.Sprintf("%.2f×", ratio), target: fmt.Sprintf("≤ %.0f×, ≤ %d MB", targetExportRatio, targetExportPeakMB),
 		met: ratio <= targetExportRatio && exp.peakMB() <= targetExportPeakMB, peakMB: exp.peakMB(), refPeakMB: bare.peakMB(),
+		cpu: exp.CPUSeconds, refCPU: bare.CPUSeconds,
 	})
 }
 
@@ -230,6 +242,8 @@ func loadAndExportRows(b *testing.B, t *table) {
 const (
 	childEnv     = "DREXTRACT_BENCH_CHILD"
 	childSpecEnv = "DREXTRACT_BENCH_SPEC"
+	// profileEnv, when set to a folder, makes every child write a CPU profile there.
+	profileEnv   = "DREXTRACT_BENCH_PROFILE"
 	resultPrefix = "bench-result: "
 )
 
@@ -252,6 +266,9 @@ type result struct {
 	Pages   int
 	Seconds float64 // of the measured work only
 	PeakKB  int     // VmHWM of the child
+	// CPUSeconds is the child's CPU time, user and system, for all it did (not only the
+	// measured work): steadier than the rates on a busy machine.
+	CPUSeconds float64
 }
 
 func (r result) peakMB() float64 { return float64(r.PeakKB) / 1024 }
@@ -298,6 +315,17 @@ func child(role string) int {
 		return 2
 	}
 	ctx := context.Background()
+	if dir := os.Getenv(profileEnv); dir != "" {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench child: profile:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var r result
 	var err error
 	switch role {
@@ -317,6 +345,10 @@ func child(role string) int {
 		return 1
 	}
 	r.PeakKB = procStatusKB("VmHWM")
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		r.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
 	js, _ := json.Marshal(r)
 	fmt.Printf("%s%s\n", resultPrefix, js)
 	return 0
