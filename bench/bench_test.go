@@ -127,6 +127,10 @@ func (t *table) String() string {
 	return buf.String()
 }
 
+// accountStart is when the simulated accounts are generated: every child's clock starts
+// there too (plus the hours the benchmark lets pass).
+var accountStart = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+
 // server is a simulator over real HTTP, mounted under /base like the tests mount it.
 type server struct {
 	sim *sim.Sim
@@ -136,9 +140,8 @@ type server struct {
 
 func newServer(b *testing.B, o sim.Options) *server {
 	b.Helper()
-	// The account's time: now, to the hour, so a child's clock (the wall clock shifted
-	// forward) can follow it.
-	clk := clock.NewManual(time.Now().UTC().Truncate(time.Hour))
+	// The account's time is fixed, so that a seed always makes the same account.
+	clk := clock.NewManual(accountStart)
 	o.Clock = clk
 	o.PlatformLimit, o.DailyQuota = 1<<30, 1<<30 // the simulator, not the API's limits
 	s := sim.New(o)
@@ -356,16 +359,24 @@ func child(role string) int {
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// childClock is the wall clock shifted to the account's time.
-func childClock(now time.Time) clock.Clock {
-	c := &clock.Offset{}
-	c.Advance(time.Until(now))
-	return c
+// childClock is the account's time, moving on at the wall clock's pace from when the
+// child starts; its timers wait real time.
+type childClock struct {
+	base  time.Time
+	start time.Time
 }
+
+func newChildClock(now time.Time) *childClock { return &childClock{base: now, start: time.Now()} }
+
+func (c *childClock) Now() time.Time { return c.base.Add(time.Since(c.start)) }
+
+func (c *childClock) After(d time.Duration) <-chan time.Time { return clock.Real{}.After(d) }
+
+func (c *childClock) Timer(d time.Duration) (<-chan time.Time, func()) { return clock.Real{}.Timer(d) }
 
 // crawlChild crawls the simulator into the store the way drextract extract does.
 func crawlChild(ctx context.Context, sp spec) (result, error) {
-	clk := childClock(sp.Now)
+	clk := newChildClock(sp.Now)
 	st, err := load.Open(ctx, sp.DB, load.Options{Clock: clk, Logger: quiet})
 	if err != nil {
 		return result{}, err
