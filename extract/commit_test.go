@@ -11,39 +11,65 @@ import (
 	"github.com/drextract/drextract/sim"
 )
 
-// gatedSink is the real store with a gate: the first write of jobs or mappings waits
-// until the test opens it, so the other workers' pages queue up behind it. It records
-// the batches of every write and can fail the write that follows the gated one.
+// gatedSink is the real store with a gate: the first write of the stream items stage
+// (jobs or mappings) waits until every other worker has queued a batch behind it, so the
+// next write holds one page of each. It records the batches of every write and can fail
+// the write that follows the gated one.
 type gatedSink struct {
 	load.Sink
-	release  chan struct{}
+	workers  int
 	failNext bool
 
 	mu     sync.Mutex
-	gated  int // index in calls of the gated write; -1 until it happened
+	queued int           // batches waiting for the next commit, as the crawler says
+	need   int           // while the gated write waits: the batches that must queue
+	open   chan struct{} // closed when they have
+	gated  int           // index in calls of the gated write; -1 until it happened
 	calls  [][]load.Batch
 	failed []load.Batch
 }
 
 var errInjected = errors.New("injected store failure")
 
+// gate wires a gatedSink into e's crawler.
+func gate(e *env, workers int, failNext bool) *gatedSink {
+	g := &gatedSink{Sink: e.store, workers: workers, failNext: failNext, gated: -1}
+	e.crawler.Sink = g
+	e.crawler.queued = g.noteQueue
+	return g
+}
+
+func (g *gatedSink) noteQueue(n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.queued = n
+	if g.need > 0 && n >= g.need {
+		close(g.open)
+		g.need = 0
+	}
+}
+
 func (g *gatedSink) WriteBatches(ctx context.Context, run int64, bs []load.Batch) error {
 	g.mu.Lock()
 	g.calls = append(g.calls, slices.Clone(bs))
 	i := len(g.calls) - 1
-	gate := g.gated < 0 && slices.ContainsFunc(bs, func(b load.Batch) bool {
-		return b.Entity == load.Jobs && len(b.Jobs) > 0 || b.Entity == load.Mappings
-	})
-	if gate {
+	var wait chan struct{}
+	if g.gated < 0 && slices.ContainsFunc(bs, func(b load.Batch) bool {
+		return b.Entity == load.Jobs || b.Entity == load.Mappings
+	}) {
 		g.gated = i
+		if need := g.workers - len(bs); g.queued < need {
+			g.need, g.open = need, make(chan struct{})
+			wait = g.open
+		}
 	}
 	fail := g.failNext && g.gated >= 0 && i == g.gated+1
 	if fail {
 		g.failed = slices.Clone(bs)
 	}
 	g.mu.Unlock()
-	if gate {
-		<-g.release
+	if wait != nil {
+		<-wait
 	}
 	if fail {
 		return errInjected
@@ -53,20 +79,6 @@ func (g *gatedSink) WriteBatches(ctx context.Context, run int64, bs []load.Batch
 
 func (g *gatedSink) Write(ctx context.Context, run int64, b load.Batch) error {
 	return g.WriteBatches(ctx, run, []load.Batch{b})
-}
-
-// gate wires a gatedSink into e's crawler: the gate opens once workers-1 writers wait
-// behind the gated write, which is then every other worker.
-func gate(e *env, workers int, failNext bool) *gatedSink {
-	g := &gatedSink{Sink: e.store, release: make(chan struct{}), gated: -1, failNext: failNext}
-	var once sync.Once
-	e.crawler.Sink = g
-	e.crawler.queued = func(n int) {
-		if n >= workers-1 {
-			once.Do(func() { close(g.release) })
-		}
-	}
-	return g
 }
 
 func TestWorkersCommitTogether(t *testing.T) {
@@ -80,11 +92,14 @@ func TestWorkersCommitTogether(t *testing.T) {
 	}
 	e.assertEqualTruth()
 
-	// The pages the other workers read while the gated write waited went into the next
-	// transaction together, each with its checkpoint; no transaction holds more than one
-	// batch per worker.
+	// The first page of the stage was committed alone (its worker led); the pages the
+	// other workers read while it waited went into the next transaction together, each
+	// with its checkpoint. No transaction holds more than one batch per worker.
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if n := len(g.calls[g.gated]); n != 1 {
+		t.Fatalf("the first write of the stream items holds %d batches, want 1", n)
+	}
 	next := g.calls[g.gated+1]
 	if len(next) != workers-1 {
 		t.Errorf("the write after the gated one holds %d batches, want %d (one per waiting worker)", len(next), workers-1)

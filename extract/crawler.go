@@ -32,9 +32,15 @@ type Crawler struct {
 	// Quota tells Plan today's remaining daily quota; nil or ok=false: unknown.
 	Quota func() (q QuotaStatus, ok bool)
 
-	// queued, when set by a test, learns how many batches wait for the commit running
-	// each time a writer joins them.
+	// queued, when set by a test, learns how many batches wait for the next commit each
+	// time that changes. It is called under the committer's lock and must not block.
 	queued func(n int)
+}
+
+func (c *Crawler) noteQueue(n int) {
+	if c.queued != nil {
+		c.queued(n)
+	}
 }
 
 // QuotaStatus is the daily quota as the rate budget knows it, summed over tokens.
@@ -109,10 +115,11 @@ type queuedWrite struct {
 	done chan commitResult // buffered: the leader never waits on a writer
 }
 
-// commitResult is what a queued writer learns: its batch's outcome, or that it leads now.
+// commitResult is what a queued writer learns: its batch's outcome, or that it leads now
+// and commits group.
 type commitResult struct {
-	err  error
-	lead bool
+	err   error
+	group []*queuedWrite
 }
 
 // Run crawls the account once and records the run (runs and api_calls). Its error is
@@ -343,30 +350,25 @@ func (r *run) write(b load.Batch) error {
 	c.mu.Lock()
 	c.queue = append(c.queue, own)
 	if c.leading {
-		n := len(c.queue)
+		r.c.noteQueue(len(c.queue))
 		c.mu.Unlock()
-		if r.c.queued != nil {
-			r.c.queued(n)
-		}
-		if res := <-own.done; !res.lead {
+		res := <-own.done
+		if res.group == nil {
 			return res.err
 		}
-	} else {
-		c.leading = true
-		c.mu.Unlock()
+		return r.lead(own, res.group)
 	}
-	return r.lead(own)
-}
-
-// lead commits every queued batch (own among them) in one transaction, tells the other
-// writers, and hands the lead to a writer that queued meanwhile, if any.
-func (r *run) lead(own *queuedWrite) error {
-	c := &r.commits
-	c.mu.Lock()
+	c.leading = true
 	group := c.queue
 	c.queue = nil
+	r.c.noteQueue(0)
 	c.mu.Unlock()
+	return r.lead(own, group)
+}
 
+// lead commits group (own among them) in one transaction, tells the other writers, and
+// hands the lead, with the batches queued meanwhile, to the first of their writers.
+func (r *run) lead(own *queuedWrite, group []*queuedWrite) error {
 	err := r.commitGroup(group)
 	var ownErr error
 	for _, w := range group {
@@ -380,14 +382,15 @@ func (r *run) lead(own *queuedWrite) error {
 		}
 		w.done <- commitResult{err: werr}
 	}
+	c := &r.commits
 	c.mu.Lock()
-	if len(c.queue) > 0 {
-		next := c.queue[0]
-		c.mu.Unlock()
-		next.done <- commitResult{lead: true}
-	} else {
-		c.leading = false
-		c.mu.Unlock()
+	next := c.queue
+	c.queue = nil
+	c.leading = len(next) > 0
+	r.c.noteQueue(0)
+	c.mu.Unlock()
+	if len(next) > 0 {
+		next[0].done <- commitResult{group: next}
 	}
 	return ownErr
 }
