@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// The kill tests SIGKILL a child process at random moments (fixed seeds) while it writes
-// batches, exports Parquet or publishes the serving copy, then check what it left.
+// The kill tests SIGKILL a child process while it writes batches, exports Parquet or
+// publishes the serving copy, right after a step the child reports (chosen by a fixed
+// seed), then check what it left. They wait for the child's words, never for a duration.
 
 const killPage = 100 // jobs per page of the write loop
 
