@@ -137,7 +137,8 @@ func APICall(r datorama.CallRecord) load.APICall {
 }
 
 // Sink wraps a crawl's Sink: the run it starts becomes r's run, and every attempt r
-// observed is durable before a page, and the run's end, is committed. A page's rows are
+// observed is durable before a page (Write) or a group of pages (WriteBatches), and the
+// run's end, is committed. Every method that commits rows must be wrapped here. A page's rows are
 // always read by attempts observed before its Write, so no committed row has a call the
 // journal could lose.
 func Sink(s load.Sink, r *Recorder) load.Sink { return &sink{Sink: s, r: r} }
@@ -160,6 +161,13 @@ func (s *sink) Write(ctx context.Context, runID int64, b load.Batch) error {
 		return fmt.Errorf("making the API calls that read it durable first: %w", err)
 	}
 	return s.Sink.Write(ctx, runID, b)
+}
+
+func (s *sink) WriteBatches(ctx context.Context, runID int64, bs []load.Batch) error {
+	if err := s.r.Sync(); err != nil {
+		return fmt.Errorf("making the API calls that read them durable first: %w", err)
+	}
+	return s.Sink.WriteBatches(ctx, runID, bs)
 }
 
 func (s *sink) FinishRun(ctx context.Context, runID int64, e load.RunEnd) error {

@@ -166,9 +166,12 @@ func TestRecorderReportsAJournalItCannotWrite(t *testing.T) {
 		t.Fatalf("Err() = %v, want the failed record counted", err)
 	}
 	sink := Sink(e.store, rec)
-	if err := sink.Write(ctx, 1, load.Batch{Entity: load.Workspaces, ObservedAt: t0,
-		Workspaces: []load.WorkspaceRow{{ID: 1, Name: "w", Raw: []byte(`{}`)}}}); err == nil {
+	page := load.Batch{Entity: load.Workspaces, ObservedAt: t0, Workspaces: []load.WorkspaceRow{{ID: 1, Name: "w", Raw: []byte(`{}`)}}}
+	if err := sink.Write(ctx, 1, page); err == nil {
 		t.Error("the Sink committed a page whose calls are not journaled")
+	}
+	if err := sink.WriteBatches(ctx, 1, []load.Batch{page}); err == nil {
+		t.Error("the Sink committed a group of pages whose calls are not journaled")
 	}
 	if n := e.count(`SELECT count(*) FROM workspaces`); n != 0 {
 		t.Errorf("%d workspaces stored", n)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/drextract/drextract/config"
 	"github.com/drextract/drextract/extract"
 	"github.com/drextract/drextract/run"
 )
@@ -22,6 +23,7 @@ type extractOptions struct {
 	maxCalls   int
 	workspaces []int64
 	streams    []int64
+	workers    int
 	probe      bool // plan only
 }
 
@@ -30,6 +32,7 @@ func (o *extractOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringSliceVar(&o.entities, "entities", nil, "crawl only these entities (comma-separated): "+strings.Join(extract.Entities, ", "))
 	f.BoolVar(&o.dryRun, "dry-run", false, "print what the run would cost, as drextract plan does, and make no API call")
 	f.IntVar(&o.maxCalls, "max-calls", 0, "stop cleanly after this many API calls (0: no cap); the run then ends partial")
+	f.IntVar(&o.workers, "workers", 1, fmt.Sprintf("streams read at once (1 to %d): more pays only with a fast API (a mirror, the simulator) or several tokens; a kill loses at most one page per worker", config.MaxWorkers))
 	f.Int64SliceVar(&o.workspaces, "workspace", nil, "crawl only these workspaces (repeatable, or comma-separated): their stream lists, jobs, mappings and lists")
 	f.Int64SliceVar(&o.streams, "stream", nil, "crawl only these streams (repeatable, or comma-separated): one lookup each, then their jobs and mapping")
 }
@@ -85,8 +88,11 @@ func (o extractOptions) crawl(progress io.Writer) (run.ExtractOptions, error) {
 			}
 		}
 	}
+	if o.workers < 1 || o.workers > config.MaxWorkers {
+		return run.ExtractOptions{}, usage(fmt.Errorf("--workers %d: want 1 to %d", o.workers, config.MaxWorkers))
+	}
 	return run.ExtractOptions{Full: o.full, Entities: ents, MaxCalls: o.maxCalls, Progress: progress,
-		Workspaces: o.workspaces, Streams: o.streams}, nil
+		Workspaces: o.workspaces, Streams: o.streams, Workers: o.workers}, nil
 }
 
 func runExtract(ctx context.Context, cmd *cobra.Command, opts extractOptions, g *globalOptions, _ []string) (err error) {

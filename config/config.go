@@ -30,6 +30,9 @@ var Regions = map[string]string{
 	"eu2": "https://api-eu2.datorama.com",
 }
 
+// MaxWorkers bounds extract's workers: each holds a page in memory and in flight.
+const MaxWorkers = 32
+
 // Entities are the extract entities a schedule may name, in crawl order.
 var Entities = []string{
 	"workspaces", "streams", "jobs", "mappings", "dimensions", "measurements",
@@ -319,6 +322,9 @@ type Extract struct {
 	// Entities to crawl, from Entities; absent means all of them.
 	Entities []string `yaml:"entities"`
 	Full     bool     `yaml:"full"` // refetch everything instead of an incremental crawl
+	// Workers is how many streams are read at once (default 1): more only pays with a
+	// fast API (a mirror) or several tokens; a kill loses at most one page per worker.
+	Workers int `yaml:"workers"`
 }
 
 // entitiesOrAll returns Entities, or every entity when none are named.

@@ -31,6 +31,16 @@ type Crawler struct {
 	Pool *ratelimit.Pool
 	// Quota tells Plan today's remaining daily quota; nil or ok=false: unknown.
 	Quota func() (q QuotaStatus, ok bool)
+
+	// queued, when set by a test, learns how many batches wait for the next commit each
+	// time that changes. It is called under the committer's lock and must not block.
+	queued func(n int)
+}
+
+func (c *Crawler) noteQueue(n int) {
+	if c.queued != nil {
+		c.queued(n)
+	}
 }
 
 // QuotaStatus is the daily quota as the rate budget knows it, summed over tokens.
@@ -83,6 +93,33 @@ type run struct {
 
 	pendMu  sync.Mutex
 	pending []*jobsReader
+
+	commits committer
+}
+
+// committer groups the batches workers write at the same time into one transaction: the
+// first writer to find no commit running leads, commits what is queued then, and hands
+// the lead to a writer that queued meanwhile. Every writer waits until its batch is
+// committed, so a worker has at most one page fetched and not stored, whatever the group
+// size: with one worker every page commits alone, as soon as it is read, and a kill
+// loses at most the page each worker had in flight; with several workers on a fast API
+// the pages read while a commit runs share the next one.
+type committer struct {
+	mu      sync.Mutex
+	queue   []*queuedWrite
+	leading bool
+}
+
+type queuedWrite struct {
+	b    load.Batch
+	done chan commitResult // buffered: the leader never waits on a writer
+}
+
+// commitResult is what a queued writer learns: its batch's outcome, or that it leads now
+// and commits group.
+type commitResult struct {
+	err   error
+	group []*queuedWrite
 }
 
 // Run crawls the account once and records the run (runs). Its error is
@@ -306,21 +343,80 @@ func (r *run) failed(ctx context.Context, parent string, err error) {
 	r.mu.Unlock()
 }
 
-// write stores a batch with its checkpoint.
+// write stores a batch with its checkpoint, in one transaction with the batches other
+// workers write at the same time, and returns once it is committed.
 func (r *run) write(b load.Batch) error {
 	if b.ObservedAt.IsZero() {
 		b.ObservedAt = r.o.Clock.Now()
 	}
+	own := &queuedWrite{b: b, done: make(chan commitResult, 1)}
+	c := &r.commits
+	c.mu.Lock()
+	c.queue = append(c.queue, own)
+	if c.leading {
+		r.c.noteQueue(len(c.queue))
+		c.mu.Unlock()
+		res := <-own.done
+		if res.group == nil {
+			return res.err
+		}
+		return r.lead(own, res.group)
+	}
+	c.leading = true
+	group := c.queue
+	c.queue = nil
+	r.c.noteQueue(0)
+	c.mu.Unlock()
+	return r.lead(own, group)
+}
+
+// lead commits group (own among them) in one transaction, tells the other writers, and
+// hands the lead, with the batches queued meanwhile, to the first of their writers.
+func (r *run) lead(own *queuedWrite, group []*queuedWrite) error {
+	err := r.commitGroup(group)
+	var ownErr error
+	for _, w := range group {
+		werr := err
+		if err != nil {
+			werr = &storeError{fmt.Errorf("writing %s of parent %d: %w", w.b.Entity, w.b.ParentID, err)}
+		}
+		if w == own {
+			ownErr = werr
+			continue
+		}
+		w.done <- commitResult{err: werr}
+	}
+	c := &r.commits
+	c.mu.Lock()
+	next := c.queue
+	c.queue = nil
+	c.leading = len(next) > 0
+	r.c.noteQueue(0)
+	c.mu.Unlock()
+	if len(next) > 0 {
+		next[0].done <- commitResult{group: next}
+	}
+	return ownErr
+}
+
+// commitGroup writes a group of batches in one transaction and counts their rows.
+func (r *run) commitGroup(group []*queuedWrite) error {
+	bs := make([]load.Batch, len(group))
+	for i, w := range group {
+		bs[i] = w.b
+	}
 	r.sinkMu.Lock()
 	defer r.sinkMu.Unlock()
-	if err := r.c.Sink.Write(r.parent, r.id, b); err != nil {
-		return &storeError{fmt.Errorf("writing %s of parent %d: %w", b.Entity, b.ParentID, err)}
+	if err := r.c.Sink.WriteBatches(r.parent, r.id, bs); err != nil {
+		return err
 	}
-	if n := b.Rows(); n > 0 {
-		r.mu.Lock()
-		r.rows[b.Entity] += n
-		r.mu.Unlock()
+	r.mu.Lock()
+	for i := range bs {
+		if n := bs[i].Rows(); n > 0 {
+			r.rows[bs[i].Entity] += n
+		}
 	}
+	r.mu.Unlock()
 	return nil
 }
 

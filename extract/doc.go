@@ -53,7 +53,9 @@
 // below which every stored job is final and none went missing. Any disagreement between
 // a page and the stored ids (jobs vanished or moved) makes it re-read that stream in
 // full. Each page is written with the stream's checkpoint in one transaction, so a kill
-// repeats at most the page in flight.
+// repeats at most the page in flight. With several workers, the pages read while a
+// commit runs are committed together in the next transaction (each with its own
+// checkpoint), so a fast API gets few, large commits.
 //
 // # The silent page-size cap, and what learning it costs
 //

@@ -137,10 +137,14 @@ func runChild(role, arg string) int {
 			fmt.Println("appended")
 		}
 		return 0
-	case "export-loop": // export and publish data dir arg until killed
+	case "export-loop": // export and publish data dir arg until killed, saying every step
 		s, err := Open(ctx, liveIn(arg), Options{Logger: quietLogger()})
 		if err != nil {
 			return fail(err)
+		}
+		s.exportStage = func(stage string) error {
+			fmt.Println("stage", stage)
+			return nil
 		}
 		fmt.Println("ready")
 		for {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/duckdb/duckdb-go/v2"
 )
 
 // entity describes how one Batch entity maps onto its tables. The SQL of every write is
@@ -24,33 +22,58 @@ type entity struct {
 	// parentScoped: stored rows are matched within the batch's parent only (jobs).
 	parentScoped bool
 	history      bool
+	// configHash, for an entity with history, is the SQL of the text a version's row_hash
+	// is the md5 of, over the staged raw record s.raw: a new version starts only when it
+	// changes.
+	configHash string
+	// validFrom, for an entity with history, is the row's API change time (updateTime):
+	// a new version is valid from it when it is later than every earlier version, from
+	// the observation time otherwise. Nil: always the observation time.
+	validFrom func(b *Batch, i int) time.Time
 	// rows reports how many rows of this entity the batch holds.
 	rows func(b *Batch) int
-	// values returns the staging values of row i (typed columns then raw) and its key.
-	values func(b *Batch, i int) (vals []driver.Value, key string)
+	// values appends the staging values of row i (typed columns then raw) to dst.
+	values func(b *Batch, i int, dst []driver.Value) []driver.Value
+	// key is row i's key within the table; for parentScoped entities within the parent.
+	key func(b *Batch, i int) rowKey
 
 	sql entitySQL
 }
 
+// rowKey is a row's key: its id, or for dimensions and measurements its system name
+// (their batches hold one workspace's fields).
+type rowKey struct {
+	id   int64
+	name string
+}
+
 type column struct{ name, typ string }
 
+// entitySQL is the statements one merge runs for the entity. A merge covers the staged
+// rows of several batches of different parents at once; each staged row carries its
+// batch's parent (_parent) and observation time (_obs). $1 is always the run id.
 type entitySQL struct {
 	stagingTable  string
 	createStaging string
 	// classify marks each staged row: whether the key is stored (_existed), whether it
 	// differs from the stored row (_changed; a deleted row always differs), and carries
-	// over first_seen and, for jobs, the old status. $1 parent (jobs only).
+	// over first_seen and, for jobs, the old status.
 	classify string
 	counts   string // new, changed and unchanged staged rows
 	// Changed rows are deleted and re-inserted with their first_seen: DuckDB appends far
 	// faster than it updates wide rows.
-	deleteChanged  string // $1 parent (jobs only)
-	insert         string // $1 observed, $2 run
-	touchUnchanged string // $1 observed, $2 run, $3 parent (jobs only)
-	historyClose   string // $1 observed, $2 run
-	historyInsert  string // $1 observed, $2 run
-	deleteMissing  string // $1 observed, $2 run, $3 parent (if the entity has one)
-	historyDelete  string // $1 observed, $2 run, $3 parent (if the entity has one)
+	deleteChanged  string
+	insert         string
+	touchUnchanged string
+	// validFrom moves the _valid_from of staged rows (set to their update time or
+	// observation time when staged) past every stored version of the same key.
+	validFrom     string
+	historyClose  string
+	historyInsert string
+	// deleteMissing and historyDelete act on the parents whose listing in the merge is
+	// complete: the marker rows of stg_ids (id NULL) name them.
+	deleteMissing string
+	historyDelete string
 }
 
 // nullTime stores the zero time as NULL, as the row types promise.
@@ -70,6 +93,15 @@ func nullDate(t time.Time) driver.Value {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
+// nullString stores "" as NULL, for values the API leaves out (a stream that never ran
+// has no lastRunStatus).
+func nullString(s string) driver.Value {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
 func rawValue(r json.RawMessage) driver.Value {
 	if len(r) == 0 {
 		return nil
@@ -84,7 +116,25 @@ func orParent(v, parent int64) int64 {
 	return v
 }
 
-func idKey(id int64) string { return fmt.Sprint(id) }
+// streamRunStats are the stream record's fields that describe its runs rather than its
+// configuration (datorama-api.md §6: lastUpdate, lastRunStatus, lastRowsRetrieved,
+// processedRows, lastDataDate, processStatsCounts, and hasData, which turns true with the
+// first run that brings data). They change with every run, so they are left out of
+// streams_history's row_hash: a version is a configuration (name, enabled, schedule,
+// config, …). Their current values are in streams, and the runs themselves in jobs.
+var streamRunStats = []string{"lastUpdate", "lastRunStatus", "lastRowsRetrieved", "processedRows",
+	"lastDataDate", "processStatsCounts", "hasData"}
+
+// streamConfigSQL is the stream record without its run statistics (a JSON merge patch
+// with nulls removes keys); migration 0005 hashes stored versions with the same
+// expression, so the two must stay equal.
+func streamConfigSQL(raw string) string {
+	var patch []string
+	for _, f := range streamRunStats {
+		patch = append(patch, fmt.Sprintf("%q:null", f))
+	}
+	return fmt.Sprintf("json_merge_patch(%s, '{%s}')", raw, strings.Join(patch, ","))
+}
 
 var entities = map[string]*entity{
 	Workspaces: {
@@ -92,12 +142,15 @@ var entities = map[string]*entity{
 		cols: []column{{"id", "BIGINT"}, {"name", "VARCHAR"}, {"account_id", "BIGINT"},
 			{"create_time", "TIMESTAMPTZ"}, {"update_time", "TIMESTAMPTZ"}},
 		keys: []string{"id"}, intID: true, history: true,
-		rows: func(b *Batch) int { return len(b.Workspaces) },
-		values: func(b *Batch, i int) ([]driver.Value, string) {
+		configHash: "s.raw",
+		validFrom:  func(b *Batch, i int) time.Time { return b.Workspaces[i].UpdateTime },
+		rows:       func(b *Batch) int { return len(b.Workspaces) },
+		values: func(b *Batch, i int, dst []driver.Value) []driver.Value {
 			r := &b.Workspaces[i]
-			return []driver.Value{r.ID, r.Name, r.AccountID, nullTime(r.CreateTime),
-				nullTime(r.UpdateTime), rawValue(r.Raw)}, idKey(r.ID)
+			return append(dst, r.ID, r.Name, r.AccountID, nullTime(r.CreateTime),
+				nullTime(r.UpdateTime), rawValue(r.Raw))
 		},
+		key: func(b *Batch, i int) rowKey { return rowKey{id: b.Workspaces[i].ID} },
 	},
 	Streams: {
 		table: Streams,
@@ -107,14 +160,17 @@ var entities = map[string]*entity{
 			{"last_rows_retrieved", "BIGINT"}, {"processed_rows", "BIGINT"}, {"last_data_date", "DATE"},
 			{"last_update", "TIMESTAMPTZ"}, {"create_time", "TIMESTAMPTZ"}, {"update_time", "TIMESTAMPTZ"}},
 		keys: []string{"id"}, parent: "workspace_id", intID: true, history: true,
-		rows: func(b *Batch) int { return len(b.Streams) },
-		values: func(b *Batch, i int) ([]driver.Value, string) {
+		configHash: streamConfigSQL("s.raw"),
+		validFrom:  func(b *Batch, i int) time.Time { return b.Streams[i].UpdateTime },
+		rows:       func(b *Batch) int { return len(b.Streams) },
+		values: func(b *Batch, i int, dst []driver.Value) []driver.Value {
 			r := &b.Streams[i]
-			return []driver.Value{r.ID, orParent(r.WorkspaceID, b.ParentID), r.Name, r.DataSourceID,
-				r.DataSourceName, r.Enabled, r.HasData, r.LastRunStatus, r.LastRunFailed,
+			return append(dst, r.ID, orParent(r.WorkspaceID, b.ParentID), r.Name, r.DataSourceID,
+				r.DataSourceName, r.Enabled, r.HasData, nullString(r.LastRunStatus), r.LastRunFailed,
 				r.LastRowsRetrieved, r.ProcessedRows, nullDate(r.LastDataDate), nullTime(r.LastUpdate),
-				nullTime(r.CreateTime), nullTime(r.UpdateTime), rawValue(r.Raw)}, idKey(r.ID)
+				nullTime(r.CreateTime), nullTime(r.UpdateTime), rawValue(r.Raw))
 		},
+		key: func(b *Batch, i int) rowKey { return rowKey{id: b.Streams[i].ID} },
 	},
 	Jobs: {
 		table: Jobs,
@@ -124,24 +180,28 @@ var entities = map[string]*entity{
 			{"end_execution_time", "TIMESTAMPTZ"}, {"user_id", "BIGINT"}},
 		keys: []string{"id"}, parent: "stream_id", intID: true, parentScoped: true,
 		rows: func(b *Batch) int { return len(b.Jobs) },
-		values: func(b *Batch, i int) ([]driver.Value, string) {
+		values: func(b *Batch, i int, dst []driver.Value) []driver.Value {
 			r := &b.Jobs[i]
-			return []driver.Value{r.ID, orParent(r.StreamID, b.ParentID), r.WorkspaceID, r.Status,
+			return append(dst, r.ID, orParent(r.StreamID, b.ParentID), r.WorkspaceID, r.Status,
 				r.StatusReason, nullDate(r.DataStartDate), nullDate(r.DataEndDate),
 				nullTime(r.StartExecutionTime), nullTime(r.EndExecutionTime), r.UserID,
-				rawValue(r.Raw)}, idKey(r.ID)
+				rawValue(r.Raw))
 		},
+		key: func(b *Batch, i int) rowKey { return rowKey{id: b.Jobs[i].ID} },
 	},
 	Mappings: {
 		table: Mappings,
 		cols:  []column{{"stream_id", "BIGINT"}, {"workspace_id", "BIGINT"}},
 		keys:  []string{"stream_id"}, parent: "stream_id", history: true,
-		rows: func(b *Batch) int { return len(b.Mappings) },
-		values: func(b *Batch, i int) ([]driver.Value, string) {
+		// A mapping carries no change time of its own: its versions start when a crawl
+		// sees them.
+		configHash: "s.raw",
+		rows:       func(b *Batch) int { return len(b.Mappings) },
+		values: func(b *Batch, i int, dst []driver.Value) []driver.Value {
 			r := &b.Mappings[i]
-			id := orParent(r.StreamID, b.ParentID)
-			return []driver.Value{id, r.WorkspaceID, rawValue(r.Raw)}, idKey(id)
+			return append(dst, orParent(r.StreamID, b.ParentID), r.WorkspaceID, rawValue(r.Raw))
 		},
+		key: func(b *Batch, i int) rowKey { return rowKey{id: orParent(b.Mappings[i].StreamID, b.ParentID)} },
 	},
 	Dimensions:   fieldEntity(Dimensions),
 	Measurements: fieldEntity(Measurements),
@@ -151,11 +211,12 @@ var entities = map[string]*entity{
 			{"update_time", "TIMESTAMPTZ"}},
 		keys: []string{"id"}, parent: "workspace_id", intID: true,
 		rows: func(b *Batch) int { return len(b.Harmonized) },
-		values: func(b *Batch, i int) ([]driver.Value, string) {
+		values: func(b *Batch, i int, dst []driver.Value) []driver.Value {
 			r := &b.Harmonized[i]
-			return []driver.Value{r.ID, orParent(r.WorkspaceID, b.ParentID), r.Name,
-				nullTime(r.UpdateTime), rawValue(r.Raw)}, idKey(r.ID)
+			return append(dst, r.ID, orParent(r.WorkspaceID, b.ParentID), r.Name,
+				nullTime(r.UpdateTime), rawValue(r.Raw))
 		},
+		key: func(b *Batch, i int) rowKey { return rowKey{id: b.Harmonized[i].ID} },
 	},
 	Patterns: {
 		table: Patterns,
@@ -163,11 +224,12 @@ var entities = map[string]*entity{
 			{"harmonized_dimension_id", "BIGINT"}, {"name", "VARCHAR"}, {"update_time", "TIMESTAMPTZ"}},
 		keys: []string{"id"}, parent: "workspace_id", intID: true,
 		rows: func(b *Batch) int { return len(b.Patterns) },
-		values: func(b *Batch, i int) ([]driver.Value, string) {
+		values: func(b *Batch, i int, dst []driver.Value) []driver.Value {
 			r := &b.Patterns[i]
-			return []driver.Value{r.ID, orParent(r.WorkspaceID, b.ParentID), r.HarmonizedDimensionID,
-				r.Name, nullTime(r.UpdateTime), rawValue(r.Raw)}, idKey(r.ID)
+			return append(dst, r.ID, orParent(r.WorkspaceID, b.ParentID), r.HarmonizedDimensionID,
+				r.Name, nullTime(r.UpdateTime), rawValue(r.Raw))
 		},
+		key: func(b *Batch, i int) rowKey { return rowKey{id: b.Patterns[i].ID} },
 	},
 	CalculatedMeasurements: {
 		table: CalculatedMeasurements,
@@ -175,11 +237,12 @@ var entities = map[string]*entity{
 			{"formula", "VARCHAR"}, {"update_time", "TIMESTAMPTZ"}},
 		keys: []string{"id"}, parent: "workspace_id", intID: true,
 		rows: func(b *Batch) int { return len(b.CalcMeas) },
-		values: func(b *Batch, i int) ([]driver.Value, string) {
+		values: func(b *Batch, i int, dst []driver.Value) []driver.Value {
 			r := &b.CalcMeas[i]
-			return []driver.Value{r.ID, orParent(r.WorkspaceID, b.ParentID), r.Name, r.Formula,
-				nullTime(r.UpdateTime), rawValue(r.Raw)}, idKey(r.ID)
+			return append(dst, r.ID, orParent(r.WorkspaceID, b.ParentID), r.Name, r.Formula,
+				nullTime(r.UpdateTime), rawValue(r.Raw))
 		},
+		key: func(b *Batch, i int) rowKey { return rowKey{id: b.CalcMeas[i].ID} },
 	},
 }
 
@@ -192,10 +255,14 @@ func fieldEntity(table string) *entity {
 		cols:  []column{{"workspace_id", "BIGINT"}, {"system_name", "VARCHAR"}, {"display_name", "VARCHAR"}},
 		keys:  []string{"workspace_id", "system_name"}, parent: "workspace_id",
 		rows: func(b *Batch) int { return len(b.Fields) },
-		values: func(b *Batch, i int) ([]driver.Value, string) {
+		values: func(b *Batch, i int, dst []driver.Value) []driver.Value {
 			r := &b.Fields[i]
-			return []driver.Value{orParent(r.WorkspaceID, b.ParentID), r.SystemName, r.DisplayName,
-				rawValue(r.Raw)}, r.SystemName
+			return append(dst, orParent(r.WorkspaceID, b.ParentID), r.SystemName, r.DisplayName,
+				rawValue(r.Raw))
+		},
+		key: func(b *Batch, i int) rowKey {
+			r := &b.Fields[i]
+			return rowKey{id: orParent(r.WorkspaceID, b.ParentID), name: r.SystemName}
 		},
 	}
 }
@@ -218,7 +285,15 @@ func init() {
 	}
 }
 
-const idsTable = "stg_ids" // ids present in a Complete listing of int-keyed entities
+// idsTable holds, for the parents whose listing a merge completes, one marker row (id
+// NULL, with the batch's observation time) and the ids the listing holds (int-keyed
+// entities: the batch's rows plus AllIDs).
+const idsTable = "stg_ids"
+
+// stagingExtra are the staging columns after the typed ones and raw: set when staged
+// (_obs, _parent, _valid_from) or by classify.
+const stagingExtra = `_obs TIMESTAMPTZ, _parent BIGINT, _valid_from TIMESTAMPTZ,
+	_existed BOOLEAN, _changed BOOLEAN, _first_seen TIMESTAMPTZ, _old_status VARCHAR`
 
 func buildSQL(e *entity) entitySQL {
 	var names, defs, tcols, scols []string
@@ -241,67 +316,75 @@ func buildSQL(e *entity) entitySQL {
 		}
 		return strings.Join(parts, " AND ")
 	}
-	// Only jobs is filtered by parent when matching stored rows: it is the one big table,
-	// a job never changes stream, and Write checks every job row's stream. Small tables
-	// match on the key alone, so an entity that moved parent is updated, not duplicated.
-	jobParent := func(alias, param string) string {
-		if !e.parentScoped {
-			return ""
-		}
-		return fmt.Sprintf(" AND %s.%s = %s", alias, e.parent, param)
+	// Only jobs is matched within its parent: it is the one big table, a job never
+	// changes stream, and Write checks every job row's stream, so the stream id narrows
+	// the scan. Small tables match on the key alone, so an entity that moved parent is
+	// updated, not duplicated.
+	match := keyMatch("t", "s")
+	if e.parentScoped {
+		match += fmt.Sprintf(" AND t.%[1]s = s.%[1]s", e.parent)
 	}
 	oldStatus := ""
 	if e.table == Jobs {
 		oldStatus = ", _old_status = t.status"
 	}
-	parentFilter, histParentFilter := "true", "true"
+	// The complete listings of the merge, and the stored rows of their parents the
+	// listings lack.
+	complete := fmt.Sprintf(`(SELECT parent, max(_obs) AS _obs FROM %s WHERE entity = '%s' AND id IS NULL GROUP BY parent) c`,
+		idsTable, e.table)
+	inParent := "true"
 	if e.parent != "" {
-		parentFilter = fmt.Sprintf("t.%s = $3", e.parent)
-		histParentFilter = fmt.Sprintf("t.%s = $3", e.parent)
+		inParent = fmt.Sprintf("t.%s = c.parent", e.parent)
 	}
-	// present: the keys a Complete listing holds. Int-keyed entities use stg_ids (the
-	// batch's ids plus AllIDs); the others use the staging rows themselves.
 	var missing string
 	if e.intID {
-		missing = fmt.Sprintf("NOT EXISTS (SELECT 1 FROM %s p WHERE p.id = t.id)", idsTable)
+		missing = fmt.Sprintf("NOT EXISTS (SELECT 1 FROM %s p WHERE p.entity = '%s' AND p.parent = c.parent AND p.id = t.id)",
+			idsTable, e.table)
 	} else {
 		missing = fmt.Sprintf("NOT EXISTS (SELECT 1 FROM %s p WHERE %s)", stg, keyMatch("p", "t"))
 	}
 
 	q := entitySQL{
 		stagingTable: stg,
-		createStaging: fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s (%s, raw VARCHAR,
-			_existed BOOLEAN, _changed BOOLEAN, _first_seen TIMESTAMPTZ, _old_status VARCHAR)`,
-			stg, strings.Join(defs, ", ")),
+		createStaging: fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s (%s, raw VARCHAR, %s)`,
+			stg, strings.Join(defs, ", "), stagingExtra),
 		classify: fmt.Sprintf(`UPDATE %[1]s s SET _existed = true, _first_seen = t.first_seen%[2]s,
 				_changed = t.is_deleted OR (%[3]s) IS DISTINCT FROM (%[4]s)
-			FROM %[5]s t WHERE %[6]s%[7]s`,
-			stg, oldStatus, strings.Join(tcols, ", "), strings.Join(scols, ", "), e.table,
-			keyMatch("t", "s"), jobParent("t", "$1")),
+			FROM %[5]s t WHERE %[6]s`,
+			stg, oldStatus, strings.Join(tcols, ", "), strings.Join(scols, ", "), e.table, match),
 		counts: fmt.Sprintf(`SELECT count(*) FILTER (WHERE NOT _existed), count(*) FILTER (WHERE _existed AND _changed),
 			count(*) FILTER (WHERE _existed AND NOT _changed) FROM %s`, stg),
-		deleteChanged: fmt.Sprintf(`DELETE FROM %[1]s t WHERE EXISTS (SELECT 1 FROM %[2]s s
-			WHERE %[3]s AND s._existed AND s._changed)%[4]s`, e.table, stg, keyMatch("s", "t"), jobParent("t", "$1")),
+		deleteChanged: fmt.Sprintf(`DELETE FROM %[1]s t USING %[2]s s WHERE %[3]s AND s._existed AND s._changed`,
+			e.table, stg, match),
 		insert: fmt.Sprintf(`INSERT INTO %[1]s (%[2]s, raw, run_id, first_seen, last_seen, is_deleted, deleted_at)
-			SELECT %[2]s, CAST(raw AS JSON), $2, coalesce(_first_seen, $1), $1, false, NULL
+			SELECT %[2]s, CAST(raw AS JSON), $1, coalesce(_first_seen, _obs), _obs, false, NULL
 			FROM %[3]s WHERE NOT _existed OR _changed`, e.table, cols, stg),
-		touchUnchanged: fmt.Sprintf(`UPDATE %[1]s t SET last_seen = greatest(t.last_seen, $1), run_id = $2
-			FROM %[2]s s WHERE %[3]s AND s._existed AND NOT s._changed%[4]s`,
-			e.table, stg, keyMatch("t", "s"), jobParent("t", "$3")),
-		deleteMissing: fmt.Sprintf(`UPDATE %s t SET is_deleted = true, deleted_at = $1, run_id = $2
-			WHERE %s AND NOT t.is_deleted AND %s`, e.table, parentFilter, missing),
+		touchUnchanged: fmt.Sprintf(`UPDATE %[1]s t SET last_seen = greatest(t.last_seen, s._obs), run_id = $1
+			FROM %[2]s s WHERE %[3]s AND s._existed AND NOT s._changed`, e.table, stg, match),
+		deleteMissing: fmt.Sprintf(`UPDATE %s t SET is_deleted = true, deleted_at = c._obs, run_id = $1
+			FROM %s WHERE %s AND NOT t.is_deleted AND %s`, e.table, complete, inParent, missing),
 	}
 	if e.history {
 		h := e.table + "_history"
-		q.historyClose = fmt.Sprintf(`UPDATE %s t SET valid_to = $1, is_current = false, closed_run_id = $2
-			FROM %s s WHERE %s AND t.is_current AND t.row_hash <> md5(coalesce(s.raw, ''))`,
-			h, stg, keyMatch("t", "s"))
+		hash := fmt.Sprintf("md5(coalesce(%s, ''))", e.configHash)
+		key := e.keys[0]
+		// A version starts at the row's change time only when that is later than every
+		// version the key had (and so than the one it closes); otherwise, and for rows
+		// without one, at the observation time, never before the last version ended.
+		q.validFrom = fmt.Sprintf(`UPDATE %[1]s s SET _valid_from = CASE WHEN s._valid_from > f.floor
+				THEN s._valid_from ELSE greatest(s._obs, f.floor) END
+			FROM (SELECT %[3]s, max(coalesce(valid_to, valid_from)) AS floor FROM %[2]s
+				WHERE %[3]s IN (SELECT %[3]s FROM %[1]s) GROUP BY %[3]s) f
+			WHERE f.%[3]s = s.%[3]s AND (NOT s._existed OR s._changed)`, stg, h, key)
+		q.historyClose = fmt.Sprintf(`UPDATE %s t SET valid_to = s._valid_from, is_current = false, closed_run_id = $1
+			FROM %s s WHERE %s AND t.is_current AND t.row_hash <> %s`,
+			h, stg, keyMatch("t", "s"), hash)
 		q.historyInsert = fmt.Sprintf(`INSERT INTO %[1]s (%[2]s, raw, row_hash, valid_from, valid_to, is_current, run_id)
-			SELECT %[2]s, CAST(raw AS JSON), md5(coalesce(raw, '')), $1, NULL, true, $2 FROM %[3]s s
+			SELECT %[2]s, CAST(raw AS JSON), %[5]s, _valid_from, NULL, true, $1 FROM %[3]s s
 			WHERE NOT EXISTS (SELECT 1 FROM %[1]s t WHERE %[4]s AND t.is_current)`,
-			h, cols, stg, keyMatch("t", "s"))
-		q.historyDelete = fmt.Sprintf(`UPDATE %s t SET valid_to = $1, is_current = false, closed_run_id = $2
-			WHERE t.is_current AND %s AND %s`, h, histParentFilter, missing)
+			h, cols, stg, keyMatch("t", "s"), hash)
+		q.historyDelete = fmt.Sprintf(`UPDATE %s t SET valid_to = c._obs, is_current = false, closed_run_id = $1
+			FROM %s WHERE t.is_current AND %s AND %s`, h, complete, inParent, missing)
 	}
 	return q
 }
@@ -313,37 +396,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// appendRows appends the batch's rows of e to its staging table, keeping only the last
-// row of each key (a repeated page must not make one statement update a row twice). It
-// returns the ids appended, for stg_ids.
-func appendRows(a *duckdb.Appender, e *entity, b *Batch) ([]int64, error) {
-	n := e.rows(b)
-	vals := make([][]driver.Value, n)
-	keys := make([]string, n)
-	for i := 0; i < n; i++ {
-		vals[i], keys[i] = e.values(b, i)
-	}
-	seen := make(map[string]struct{}, n)
-	keep := make([]bool, n)
-	for i := n - 1; i >= 0; i-- {
-		if _, dup := seen[keys[i]]; !dup {
-			seen[keys[i]] = struct{}{}
-			keep[i] = true
-		}
-	}
-	var ids []int64
-	for i := 0; i < n; i++ {
-		if !keep[i] {
-			continue
-		}
-		if err := a.AppendRow(append(vals[i], false, true, nil, nil)...); err != nil {
-			return nil, fmt.Errorf("staging %s row %d: %w", e.table, i, err)
-		}
-		if e.intID {
-			ids = append(ids, vals[i][0].(int64))
-		}
-	}
-	return ids, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -579,20 +580,21 @@ func groupName(g []jobsPartition) string {
 // row group of every column in memory, which wide job rows push past the store's 64 MB.
 const exportMemoryLimit = "256MB"
 
-// bulkSettings sets the memory limit for a bulk copy and drops insertion-order
-// preservation, which costs memory and means nothing in an export or a copy, and returns
-// the function that puts the store's settings back. Callers hold s.mu.
+// bulkSettings sets the memory limit for a bulk copy, gives DuckDB every core and drops
+// insertion-order preservation, which costs memory and means nothing in an export or a
+// copy, and returns the function that puts the store's settings back. Callers hold s.mu.
 func (s *Store) bulkSettings(ctx context.Context, limit string) (restore func(), err error) {
-	set := func(ctx context.Context, limit string, order bool) error {
+	set := func(ctx context.Context, limit string, threads int, order bool) error {
 		_, err := s.wconn.ExecContext(ctx, fmt.Sprintf(
-			`SET GLOBAL memory_limit = %s; SET GLOBAL preserve_insertion_order = %t`, quoteString(limit), order))
+			`SET GLOBAL memory_limit = %s; SET GLOBAL threads = %d; SET GLOBAL preserve_insertion_order = %t`,
+			quoteString(limit), threads, order))
 		return err
 	}
-	if err := set(ctx, limit, false); err != nil {
+	if err := set(ctx, limit, runtime.NumCPU(), false); err != nil {
 		return nil, fmt.Errorf("configuring DuckDB for a bulk copy: %w", err)
 	}
 	return func() {
-		if err := set(context.WithoutCancel(ctx), memoryLimit, true); err != nil {
+		if err := set(context.WithoutCancel(ctx), memoryLimit, writeThreads, true); err != nil {
 			s.log.Warn("restoring DuckDB settings after a bulk copy", "err", err)
 		}
 	}, nil

@@ -310,6 +310,7 @@ func TestExportReaderNeverSeesPartial(t *testing.T) {
 	var reads, bad atomic.Int64
 	var badMsg atomic.Value
 	stop := make(chan struct{})
+	read := make(chan struct{}, 1) // a read finished
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -334,6 +335,10 @@ func TestExportReaderNeverSeesPartial(t *testing.T) {
 				continue // pruned under a slow reader: an error, never wrong data
 			}
 			reads.Add(1)
+			select {
+			case read <- struct{}{}:
+			default:
+			}
 			mu.Lock()
 			ok := valid[n]
 			mu.Unlock()
@@ -352,7 +357,17 @@ func TestExportReaderNeverSeesPartial(t *testing.T) {
 		_, err := s.Export(ctx, parquetIn(dir))
 		must(t, err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Let the reader finish one more read of the last export; the timeout only bounds a
+	// hang.
+	select {
+	case <-read:
+	default:
+	}
+	select {
+	case <-read:
+	case <-time.After(time.Minute):
+		t.Error("the reader did not read the last export")
+	}
 	close(stop)
 	wg.Wait()
 	if bad.Load() > 0 {

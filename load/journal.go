@@ -371,7 +371,7 @@ func (s *Store) storeCalls(ctx context.Context, recs []journalRecord) (int, erro
 			if !ok {
 				return fmt.Errorf("unexpected driver connection %T", dc)
 			}
-			_, err := appendTo(conn, "stg_api_calls", func(a *duckdb.Appender) ([]int64, error) {
+			return appendTo(conn, "stg_api_calls", func(a *duckdb.Appender) error {
 				for i, r := range recs {
 					if r.Time.Before(lo) {
 						lo = r.Time
@@ -388,12 +388,11 @@ func (s *Store) storeCalls(ctx context.Context, recs []journalRecord) (int, erro
 						remaining(r.PlatformRemaining), remaining(r.QueryRemaining), remaining(r.DailyRemaining),
 						nullTime(r.PlatformReset), nullTime(r.DailyReset), nullString(r.Error),
 						nullInt64(r.ActionRun), nullInt32(r.ActionCall)); err != nil {
-						return nil, fmt.Errorf("staging API call %s: %w", r.ID, err)
+						return fmt.Errorf("staging API call %s: %w", r.ID, err)
 					}
 				}
-				return nil, nil
+				return nil
 			})
-			return err
 		})
 		if err != nil {
 			return err
@@ -423,13 +422,6 @@ func nullInt32(v int) driver.Value {
 		return nil
 	}
 	return int32(v)
-}
-
-func nullString(s string) driver.Value {
-	if s == "" {
-		return nil
-	}
-	return s
 }
 
 // recoverCalls runs when the store opens, before runs left "running" are closed: it

@@ -24,6 +24,12 @@ type Sink interface {
 	// are stored or neither is. Writing the same batch twice leaves the store as if it
 	// had been written once (a resumed crawl may repeat one page).
 	Write(ctx context.Context, runID int64, b Batch) error
+	// WriteBatches applies several batches and their checkpoints in a single
+	// transaction: either all of them are stored or none. The result is the same as
+	// writing them one after the other with Write (a later batch wins over an earlier
+	// one, also for a checkpoint of the same kind and parent); a batch that Write would
+	// refuse fails the whole call. It lets a fast crawl commit many pages at once.
+	WriteBatches(ctx context.Context, runID int64, bs []Batch) error
 
 	// Checkpoints returns the stored checkpoints of one kind, keyed by parent id.
 	Checkpoints(ctx context.Context, kind string) (map[int64]Checkpoint, error)

@@ -25,6 +25,13 @@ import (
 // while it runs (exportMemoryLimit).
 const memoryLimit = "64MB"
 
+// writeThreads is DuckDB's thread count outside Export and Publish. The store's writes
+// are many small statements; with a second thread DuckDB hands each statement's tasks to
+// it and the calling thread spins until they are done, which made a crawl on two cores
+// use about twice the CPU for the same rows (load BenchmarkWriteGroups, bench
+// BenchmarkTable), taking the core the API's answers are decoded on.
+const writeThreads = 1
+
 // Options configure a read-write Store. Zero values use the real clock, slog.Default, the
 // data directory layout and ShareGroup.
 type Options struct {
@@ -174,10 +181,12 @@ func (s *Store) init(ctx context.Context, migrations fs.FS) error {
 	// Dictionary compression is left out: its analysis of the raw JSON columns at each
 	// checkpoint is memory the buffer pool does not count (about 40 MB of a crawl's peak
 	// in BenchmarkCrawl/million), while FSST alone keeps the file the same size.
+	// DuckDB gets one thread (writeThreads) but while Export and Publish run.
 	for _, set := range []string{
 		fmt.Sprintf("SET GLOBAL memory_limit = %s", quoteString(memoryLimit)),
 		"SET GLOBAL checkpoint_threshold = '64MB'",
 		"SET GLOBAL disabled_compression_methods = 'dictionary'",
+		fmt.Sprintf("SET GLOBAL threads = %d", writeThreads),
 	} {
 		if _, err := s.db.ExecContext(ctx, set); err != nil {
 			return fmt.Errorf("configuring %s (%s): %w", s.path, set, err)

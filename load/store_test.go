@@ -207,6 +207,49 @@ func TestMigrations(t *testing.T) {
 		}
 	})
 
+	t.Run("history of a 0004 store takes the new meaning", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), LiveFile)
+		db, v, err := migrateOnly(path, only(1, 2, 3, 4))
+		must(t, err)
+		if v != 4 {
+			t.Fatalf("version %d, want 4", v)
+		}
+		// What drextract before 0005 left: a stream that never ran stored with '' and a
+		// version hashed over its whole record, and a job's first sight as a transition.
+		raw := `{"id":10,"workspaceId":1,"name":"a","lastRunStatus":null,"processedRows":0}`
+		for _, q := range []string{
+			`INSERT INTO streams (id, workspace_id, name, last_run_status, raw, run_id, first_seen, last_seen)
+				VALUES (10, 1, 'a', '', '` + raw + `', 1, '2025-03-01', '2025-03-01')`,
+			`INSERT INTO streams_history (id, workspace_id, name, last_run_status, raw, row_hash, valid_from, is_current, run_id)
+				VALUES (10, 1, 'a', '', '` + raw + `', md5('` + raw + `'), '2025-03-01', true, 1)`,
+			`INSERT INTO job_status_changes VALUES (5, 10, NULL, 'PENDING', '2025-03-01', 1)`,
+		} {
+			_, err := db.Exec(q)
+			must(t, err)
+		}
+		must(t, db.Close())
+
+		s, err := open(path, nil)
+		must(t, err)
+		defer s.Close()
+		if n := count(t, s.db, `SELECT count(*) FROM streams WHERE last_run_status IS NULL`); n != 1 {
+			t.Error("a stream that never ran keeps last_run_status ''")
+		}
+		if n := count(t, s.db, `SELECT count(*) FROM job_status_changes WHERE old_status IS NULL`); n != 1 {
+			t.Error("the first sighting recorded before 0005 is gone")
+		}
+		// The stream's first run changes only run statistics: no new version.
+		ran := `{"id":10,"workspaceId":1,"name":"a","lastRunStatus":true,"processedRows":40}`
+		must(t, s.Write(ctx, 2, Batch{Entity: Streams, ParentID: 1, ObservedAt: t0, Streams: []StreamRow{
+			{ID: 10, WorkspaceID: 1, Name: "a", LastRunStatus: "true", ProcessedRows: 40, Raw: json.RawMessage(ran)}}}))
+		if n := count(t, s.db, `SELECT count(*) FROM streams_history WHERE id = 10`); n != 1 {
+			t.Errorf("%d versions after a run of a stream upgraded from 0004, want 1", n)
+		}
+		if n := count(t, s.db, `SELECT count(*) FROM streams WHERE processed_rows = 40`); n != 1 {
+			t.Error("the current row did not take the run's statistics")
+		}
+	})
+
 	t.Run("newer store refused", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), liveName)
 		newer := only(versionsOf(all)...)
@@ -346,5 +389,31 @@ func TestOpenReadOnly(t *testing.T) {
 	}
 	if _, err := OpenReadOnly(ctx, filepath.Join(t.TempDir(), "missing.duckdb")); err == nil {
 		t.Error("opened a missing file read-only")
+	}
+}
+
+func TestStreamThatNeverRan(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	must(t, s.Write(ctx, 1, Batch{Entity: Streams, ParentID: 1, ObservedAt: t0, Streams: []StreamRow{
+		{ID: 10, WorkspaceID: 1, Raw: json.RawMessage(`{"id":10,"lastRunStatus":null}`)},
+		{ID: 11, WorkspaceID: 1, LastRunStatus: "false", LastRunFailed: true, Raw: json.RawMessage(`{"id":11,"lastRunStatus":false}`)},
+	}}))
+	for _, table := range []string{"streams", "streams_history"} {
+		var got string
+		must(t, s.db.QueryRow(`SELECT string_agg(id || '=' || coalesce(last_run_status, 'NULL'), ',' ORDER BY id) FROM `+table).Scan(&got))
+		if got != "10=NULL,11=false" {
+			t.Errorf("%s last_run_status %s, want NULL for the stream that never ran", table, got)
+		}
+	}
+}
+
+// TestMigrationHashesLikeTheWrite keeps migration 0005's row_hash of stored stream versions
+// equal to the one the write path computes for new ones.
+func TestMigrationHashesLikeTheWrite(t *testing.T) {
+	body, err := drsql.Migrations.ReadFile("migrations/0005_history_semantics.sql")
+	must(t, err)
+	if want := streamConfigSQL("raw"); !strings.Contains(string(body), want) {
+		t.Errorf("0005 does not hash stream versions with %s", want)
 	}
 }

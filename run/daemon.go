@@ -108,7 +108,8 @@ func (d *Daemon) dispatch(ctx context.Context, st *load.Store, sc *config.Schedu
 	r.Schedule = sc.Name
 	switch sc.Kind() {
 	case "extract":
-		return r.Extract(ctx, st, ExtractOptions{Full: sc.Extract.Full, Entities: sc.Extract.Entities, MaxCalls: sc.MaxCalls})
+		return r.Extract(ctx, st, ExtractOptions{Full: sc.Extract.Full, Entities: sc.Extract.Entities, MaxCalls: sc.MaxCalls,
+			Workers: sc.Extract.Workers})
 	case "export":
 		return r.Export(ctx, st)
 	case "report":

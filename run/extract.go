@@ -20,6 +20,8 @@ type ExtractOptions struct {
 	// Workspaces and Streams, when set, make a targeted crawl of only those (see
 	// extract.Options): nothing outside them is read or marked deleted.
 	Workspaces, Streams []int64
+	// Workers is how many streams are read at once (0: extract's default, one).
+	Workers int
 	// Progress receives the crawl's progress line (a terminal) or lines; nil: none.
 	Progress io.Writer
 }
@@ -53,7 +55,7 @@ func (r *Runner) Extract(ctx context.Context, st *load.Store, o ExtractOptions) 
 	cr := &extract.Crawler{Client: client, Sink: audit.Sink(st, rec), Audit: counter, Pool: r.Pool}
 	cres, err := cr.Run(ratelimit.WithPriority(ctx, prio), extract.Options{
 		Full: o.Full, Entities: o.Entities, MaxCalls: o.MaxCalls, Schedule: r.schedule(),
-		Workspaces: o.Workspaces, Streams: o.Streams,
+		Workspaces: o.Workspaces, Streams: o.Streams, Workers: o.Workers,
 		Progress: o.Progress, Clock: r.clock(), Logger: r.Log,
 	})
 	res.RunID, res.Status, res.Calls, res.Rows = cres.RunID, cres.Status, cres.Calls, cres.Rows

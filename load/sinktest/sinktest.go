@@ -36,7 +36,7 @@ type Version struct {
 	Current   bool
 }
 
-// StatusChange is one recorded job status transition; Old is "" for the first sight.
+// StatusChange is one recorded job status transition. A job's first sight is not one.
 type StatusChange struct {
 	Old, New string
 	SeenAt   time.Time
@@ -86,15 +86,20 @@ func SinkSuite(t *testing.T, open Opener) {
 		{"CompleteAcrossBatches", testCompleteAcrossBatches},
 		{"CompleteOfEveryEntity", testCompleteOfEveryEntity},
 		{"HistoryVersions", testHistoryVersions},
+		{"HistoryOfConfigurationOnly", testHistoryOfConfigurationOnly},
+		{"HistoryValidFromChangeTime", testHistoryValidFromChangeTime},
 		{"JobStatusChanges", testJobStatusChanges},
 		{"RunsAndCalls", testRunsAndCalls},
 		{"RejectsMismatchedBatch", testRejectsMismatchedBatch},
 		{"CheckpointsByKind", testCheckpointsByKind},
+		{"BatchesAsOneWrites", testBatchesAsOneWrites},
+		{"BatchesFailTogether", testBatchesFailTogether},
+		{"BatchesCancelled", testBatchesCancelled},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sink, insp := open(t)
-			h := &harness{t: t, ctx: context.Background(), sink: sink, insp: insp}
+			h := &harness{t: t, ctx: context.Background(), sink: sink, insp: insp, open: open}
 			tc.fn(t, h)
 		})
 	}
@@ -107,6 +112,7 @@ type harness struct {
 	ctx  context.Context
 	sink load.Sink
 	insp Inspector
+	open Opener // for a test that compares two sinks
 }
 
 func (h *harness) run() int64 {
@@ -532,14 +538,14 @@ func testJobStatusChanges(t *testing.T, h *harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The first sight of a job is not a transition: only real changes are recorded.
 	want := []StatusChange{
-		{Old: "", New: "PENDING", SeenAt: t0, RunID: run},
 		{Old: "PENDING", New: "IN_PROGRESS", SeenAt: t0.Add(time.Hour), RunID: run},
 		{Old: "IN_PROGRESS", New: "SUCCESS", SeenAt: t0.Add(3 * time.Hour), RunID: run},
 	}
 	equal(t, "changes of job 1", got, want)
 	got, _ = h.insp.StatusChanges(h.ctx, 2)
-	equal(t, "changes of job 2", got, []StatusChange{{Old: "", New: "SUCCESS", SeenAt: t0, RunID: run}})
+	equal(t, "changes of job 2 (never changed)", len(got), 0)
 	equal(t, "index", h.jobIndex(10), []load.JobKey{{ID: 1, Status: "SUCCESS"}, {ID: 2, Status: "SUCCESS"}})
 }
 
@@ -608,4 +614,268 @@ func testCheckpointsByKind(t *testing.T, h *harness) {
 	equal(t, "checkpoint 1", cps[1], load.Checkpoint{Kind: "streams", ParentID: 1, State: json.RawMessage(`{"n":1}`), UpdatedAt: at, RunID: run})
 	equal(t, "checkpoint 2 time (defaults to observation)", cps[2].UpdatedAt, t0)
 	equal(t, "no checkpoints of an unknown kind", len(h.checkpoints("none")), 0)
+}
+
+// StreamWith makes a stream row whose record carries a change time (zero: none) and the
+// given run statistics, as the API's stream listing does.
+func StreamWith(id, ws int64, name string, updated time.Time, stats map[string]any) load.StreamRow {
+	rec := map[string]any{"id": id, "workspaceId": ws, "name": name, "enabled": true}
+	if !updated.IsZero() {
+		rec["updateTime"] = updated.UnixMilli()
+	}
+	for k, v := range stats {
+		rec[k] = v
+	}
+	raw, _ := json.Marshal(rec)
+	return load.StreamRow{ID: id, WorkspaceID: ws, Name: name, Enabled: true, UpdateTime: updated, Raw: raw}
+}
+
+func (h *harness) history(table, key string) []Version {
+	h.t.Helper()
+	v, err := h.insp.History(h.ctx, table, key)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return v
+}
+
+func testHistoryOfConfigurationOnly(t *testing.T, h *harness) {
+	run := h.run()
+	listing := func(obs time.Time, r load.StreamRow) {
+		h.write(run, load.Batch{Entity: load.Streams, ParentID: 1, ObservedAt: obs, Complete: true, Streams: []load.StreamRow{r}})
+	}
+	upd := t0.Add(-24 * time.Hour)
+	// Every run moves the run statistics; none of them is a new configuration.
+	for i, stats := range []map[string]any{
+		{"lastRunStatus": nil, "hasData": false, "processedRows": 0},
+		{"lastRunStatus": true, "lastUpdate": t0.Add(time.Hour).UnixMilli(), "lastRowsRetrieved": 10,
+			"processedRows": 10, "lastDataDate": "2025-03-09", "processStatsCounts": 1, "hasData": true},
+		{"lastRunStatus": false, "lastUpdate": t0.Add(2 * time.Hour).UnixMilli(), "lastRowsRetrieved": 0,
+			"processedRows": 10, "lastDataDate": "2025-03-10", "processStatsCounts": 2, "hasData": true},
+	} {
+		listing(t0.Add(time.Duration(i)*time.Hour), StreamWith(10, 1, "a", upd, stats))
+	}
+	if hist := h.history(load.Streams, "10"); len(hist) != 1 || !hist[0].Current {
+		t.Fatalf("a stream whose runs changed only its run statistics has versions %+v, want one current", hist)
+	}
+	last := StreamWith(10, 1, "a", upd, map[string]any{"lastRunStatus": false,
+		"lastUpdate": t0.Add(2 * time.Hour).UnixMilli(), "lastRowsRetrieved": 0, "processedRows": 10,
+		"lastDataDate": "2025-03-10", "processStatsCounts": 2, "hasData": true})
+	equal(t, "current row keeps the latest record", h.rows(load.Streams)["10"].Raw, string(last.Raw))
+
+	// A configuration change is a version, whatever the statistics do.
+	cfg := StreamWith(10, 1, "b", t0.Add(150*time.Minute), map[string]any{"lastRunStatus": true, "processedRows": 99})
+	listing(t0.Add(3*time.Hour), cfg)
+	hist := h.history(load.Streams, "10")
+	if len(hist) != 2 || hist[0].Current || !hist[1].Current || hist[0].RowHash == hist[1].RowHash {
+		t.Errorf("after a rename: versions %+v, want the first closed and a second current", hist)
+	}
+}
+
+func testHistoryValidFromChangeTime(t *testing.T, h *harness) {
+	run := h.run()
+	listing := func(obs time.Time, r load.StreamRow) {
+		h.write(run, load.Batch{Entity: load.Streams, ParentID: 1, ObservedAt: obs, Complete: true, Streams: []load.StreamRow{r}})
+	}
+	created := t0.Add(-48 * time.Hour)
+	// First sight: the configuration is valid since the API says it last changed.
+	listing(t0, StreamWith(10, 1, "a", created, nil))
+	// A change the API dates: the old version ends and the new one starts at that time.
+	changed := t0.Add(90 * time.Minute)
+	listing(t0.Add(2*time.Hour), StreamWith(10, 1, "b", changed, nil))
+	// A change dated no later than the version it replaces (the API did not move
+	// updateTime): dated by the crawl that saw it.
+	obs3 := t0.Add(3 * time.Hour)
+	listing(obs3, StreamWith(10, 1, "c", changed, nil))
+	// A stream without a change time: the crawl time.
+	obs4 := t0.Add(4 * time.Hour)
+	h.write(run, load.Batch{Entity: load.Streams, ParentID: 1, ObservedAt: obs4, Complete: true,
+		Streams: []load.StreamRow{StreamWith(10, 1, "c", changed, nil), Stream(11, 1, "x")}})
+
+	hist := h.history(load.Streams, "10")
+	want := []struct{ from, to time.Time }{{created, changed}, {changed, obs3}, {obs3, time.Time{}}}
+	if len(hist) != len(want) {
+		t.Fatalf("stream 10 versions %+v, want %d", hist, len(want))
+	}
+	for i, w := range want {
+		if !hist[i].ValidFrom.Equal(w.from) || !hist[i].ValidTo.Equal(w.to) {
+			t.Errorf("version %d valid %v..%v, want %v..%v", i, hist[i].ValidFrom, hist[i].ValidTo, w.from, w.to)
+		}
+	}
+	if other := h.history(load.Streams, "11"); len(other) != 1 || !other[0].ValidFrom.Equal(obs4) {
+		t.Errorf("stream without a change time: versions %+v, want one valid from the crawl time %v", other, obs4)
+	}
+	// A stream that comes back after its deletion starts again no earlier than the end of
+	// its last version, even if its change time is older.
+	del := t0.Add(5 * time.Hour)
+	h.write(run, load.Batch{Entity: load.Streams, ParentID: 1, ObservedAt: del, Complete: true, Streams: []load.StreamRow{Stream(11, 1, "x")}})
+	back := t0.Add(6 * time.Hour)
+	listing(back, StreamWith(10, 1, "c", changed, nil))
+	hist = h.history(load.Streams, "10")
+	if n := len(hist); n != 4 || !hist[2].ValidTo.Equal(del) || !hist[3].ValidFrom.Equal(back) || !hist[3].Current {
+		t.Errorf("after deletion at %v and return at %v: versions %+v", del, back, hist)
+	}
+}
+
+// groupSequence is batches that exercise what a merge of several batches must get right:
+// the same parent twice (a later page of a stream, a revived job), a listing and then a
+// row it lacked, a checkpoint written twice, entities mixed.
+func groupSequence() []load.Batch {
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	cp := func(kind string, parent int64, state string) *load.Checkpoint {
+		return &load.Checkpoint{Kind: kind, ParentID: parent, State: json.RawMessage(state)}
+	}
+	mapping := func(raw string) []load.MappingRow {
+		return []load.MappingRow{{StreamID: 10, WorkspaceID: 1, Raw: json.RawMessage(raw)}}
+	}
+	return []load.Batch{
+		{Entity: load.Workspaces, ObservedAt: at(0), Complete: true, Workspaces: []load.WorkspaceRow{Workspace(1, "w")}},
+		{Entity: load.Streams, ParentID: 1, ObservedAt: at(0), Complete: true,
+			Streams: []load.StreamRow{Stream(10, 1, "a"), Stream(20, 1, "b"), Stream(30, 1, "c")}},
+		{Entity: load.Jobs, ParentID: 10, ObservedAt: at(1), Jobs: jobs(10, "PENDING", 1, 2, 3), Checkpoint: cp("jobs", 10, `{"p":1}`)},
+		{Entity: load.Jobs, ParentID: 20, ObservedAt: at(1), Complete: true, Jobs: jobs(20, "PENDING", 4, 5), Checkpoint: cp("jobs", 20, `{"p":1}`)},
+		{Entity: load.Mappings, ParentID: 10, ObservedAt: at(1), Complete: true, Mappings: mapping(`{"a":1}`)},
+		{Entity: load.Jobs, ParentID: 10, ObservedAt: at(2), Complete: true, AllIDs: []int64{1, 2, 6},
+			Jobs: append(jobs(10, "SUCCESS", 2), jobs(10, "PENDING", 6)...), Checkpoint: cp("jobs", 10, `{"p":2}`)},
+		{Entity: load.Streams, ParentID: 1, ObservedAt: at(3), Complete: true, Streams: []load.StreamRow{Stream(10, 1, "a2"), Stream(20, 1, "b")}},
+		{Entity: load.Jobs, ParentID: 10, ObservedAt: at(4), Jobs: jobs(10, "FAILURE", 3, 2)},
+		{Entity: load.Streams, ParentID: 1, ObservedAt: at(5), Streams: []load.StreamRow{Stream(30, 1, "c")}},
+		{Entity: load.Mappings, ParentID: 10, ObservedAt: at(5), Complete: true, Mappings: mapping(`{"a":2}`)},
+		{Entity: load.Jobs, ParentID: 20, ObservedAt: at(6), Complete: true, Checkpoint: cp("jobs", 20, `{"p":9}`)},
+		{Entity: load.Jobs, ParentID: 10, Checkpoint: cp("account", 0, `{"cap":10}`)},
+		{Entity: load.Workspaces, ObservedAt: at(7), Complete: true, Workspaces: []load.WorkspaceRow{Workspace(1, "w2"), Workspace(2, "v")}},
+	}
+}
+
+// snapshot is everything a sink shows of what groupSequence wrote, with run ids made
+// relative to the run that wrote it.
+func (h *harness) snapshot(run int64) map[string]any {
+	h.t.Helper()
+	out := map[string]any{}
+	for _, table := range []string{load.Workspaces, load.Streams, load.Jobs, load.Mappings} {
+		rows := h.rows(table)
+		for k, r := range rows {
+			r.RunID -= run
+			rows[k] = r
+		}
+		out[table] = rows
+	}
+	for _, key := range []struct{ table, key string }{{load.Workspaces, "1"}, {load.Streams, "10"}, {load.Streams, "30"}, {load.Mappings, "10"}} {
+		out["history "+key.table+" "+key.key] = h.history(key.table, key.key)
+	}
+	for id := int64(1); id <= 6; id++ {
+		ch, err := h.insp.StatusChanges(h.ctx, id)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		for i := range ch {
+			ch[i].RunID -= run
+		}
+		out[fmt.Sprint("changes of job ", id)] = ch
+	}
+	for _, kind := range []string{"jobs", "account"} {
+		cps := h.checkpoints(kind)
+		for k, cp := range cps {
+			cp.RunID -= run
+			cps[k] = cp
+		}
+		out["checkpoints "+kind] = cps
+	}
+	out["index 10"], out["index 20"] = h.jobIndex(10), h.jobIndex(20)
+	return out
+}
+
+func testBatchesAsOneWrites(t *testing.T, h *harness) {
+	seq := groupSequence()
+	run := h.run()
+	for _, b := range seq {
+		h.write(run, b)
+	}
+	want := h.snapshot(run)
+	// The sequence does what it is meant to exercise: job 3 left stream 10's listing and
+	// came back, stream 20's jobs left its listing, stream 30 left and came back.
+	equal(t, "sequential: deleted jobs", deletedKeys(h.rows(load.Jobs)), strs(4, 5))
+	equal(t, "sequential: deleted streams", deletedKeys(h.rows(load.Streams)), []string(nil))
+	equal(t, "sequential: versions of stream 30", len(h.history(load.Streams, "30")), 2)
+	equal(t, "sequential: versions of mapping 10", len(h.history(load.Mappings, "10")), 2)
+	if ch, _ := h.insp.StatusChanges(h.ctx, 3); len(ch) != 1 || ch[0].Old != "PENDING" || ch[0].New != "FAILURE" {
+		t.Errorf("sequential: changes of revived job 3 = %+v", ch)
+	}
+
+	for name, cut := range map[string][]int{"all at once": nil, "in three calls": {4, 9}} {
+		t.Run(name, func(t *testing.T) {
+			sink, insp := h.open(t)
+			g := &harness{t: t, ctx: h.ctx, sink: sink, insp: insp, open: h.open}
+			run := g.run()
+			from := 0
+			for _, to := range append(cut, len(seq)) {
+				if err := sink.WriteBatches(g.ctx, run, slices.Clone(seq[from:to])); err != nil {
+					t.Fatalf("WriteBatches(%d..%d): %v", from, to, err)
+				}
+				from = to
+			}
+			got := g.snapshot(run)
+			for k, w := range want {
+				equal(t, k, got[k], w)
+			}
+		})
+	}
+}
+
+func testBatchesFailTogether(t *testing.T, h *harness) {
+	run := h.run()
+	h.write(run, load.Batch{Entity: load.Jobs, ParentID: 10, ObservedAt: t0, Jobs: jobs(10, "PENDING", 1),
+		Checkpoint: &load.Checkpoint{Kind: "jobs", ParentID: 10, State: json.RawMessage(`{"page":1}`)}})
+	before := map[string]any{"jobs": h.rows(load.Jobs), "streams": h.rows(load.Streams), "checkpoints": h.checkpoints("jobs")}
+
+	bad := jobs(20, "SUCCESS", 7, 8)
+	bad[1].Raw = json.RawMessage(`{"id": 8,`)
+	good := func() []load.Batch {
+		return []load.Batch{
+			{Entity: load.Jobs, ParentID: 10, ObservedAt: t0.Add(time.Minute), Complete: true, Jobs: jobs(10, "SUCCESS", 2),
+				Checkpoint: &load.Checkpoint{Kind: "jobs", ParentID: 10, State: json.RawMessage(`{"page":2}`)}},
+			{Entity: load.Streams, ParentID: 1, ObservedAt: t0.Add(time.Minute), Complete: true, Streams: []load.StreamRow{Stream(10, 1, "a")}},
+		}
+	}
+	for name, b := range map[string]load.Batch{
+		"a row that is not JSON": {Entity: load.Jobs, ParentID: 20, ObservedAt: t0.Add(time.Minute), Jobs: bad,
+			Checkpoint: &load.Checkpoint{Kind: "jobs", ParentID: 20, State: json.RawMessage(`{"page":1}`)}},
+		"a job of another stream": {Entity: load.Jobs, ParentID: 20, ObservedAt: t0.Add(time.Minute), Jobs: jobs(21, "SUCCESS", 9),
+			Checkpoint: &load.Checkpoint{Kind: "jobs", ParentID: 20, State: json.RawMessage(`{"page":1}`)}},
+	} {
+		for _, pos := range []int{0, 1, 2} {
+			group := good()
+			group = slices.Insert(group, pos, b)
+			if err := h.sink.WriteBatches(h.ctx, run, group); err == nil {
+				t.Fatalf("%s at %d: WriteBatches accepted the group", name, pos)
+			}
+			after := map[string]any{"jobs": h.rows(load.Jobs), "streams": h.rows(load.Streams), "checkpoints": h.checkpoints("jobs")}
+			equal(t, fmt.Sprintf("%s at %d: store after the failed group", name, pos), after, before)
+		}
+	}
+	// The sink is still usable and takes the good batches.
+	if err := h.sink.WriteBatches(h.ctx, run, good()); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "jobs after the good group", keys(h.jobIndex(10)), []int64{2})
+	equal(t, "checkpoint after the good group", string(h.checkpoints("jobs")[10].State), `{"page":2}`)
+}
+
+func testBatchesCancelled(t *testing.T, h *harness) {
+	run := h.run()
+	ctx, cancel := context.WithCancel(h.ctx)
+	cancel()
+	err := h.sink.WriteBatches(ctx, run, []load.Batch{
+		{Entity: load.Jobs, ParentID: 10, ObservedAt: t0, Jobs: jobs(10, "SUCCESS", 1),
+			Checkpoint: &load.Checkpoint{Kind: "jobs", ParentID: 10, State: json.RawMessage(`{}`)}},
+		{Entity: load.Jobs, ParentID: 20, ObservedAt: t0, Jobs: jobs(20, "SUCCESS", 2)},
+	})
+	if err == nil {
+		t.Fatal("WriteBatches with a cancelled context succeeded")
+	}
+	equal(t, "jobs", len(h.rows(load.Jobs)), 0)
+	equal(t, "checkpoints", len(h.checkpoints("jobs")), 0)
+	if err := h.sink.WriteBatches(h.ctx, run, nil); err != nil {
+		t.Errorf("WriteBatches of no batches: %v", err)
+	}
 }
