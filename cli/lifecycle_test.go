@@ -1,9 +1,9 @@
 package cli
 
 import (
-	"regexp"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
