@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -271,5 +272,41 @@ func TestTargetedExtract(t *testing.T) {
 	}
 	if code, _, stderr := e.run("extract", "--stream", "-3"); code != ExitUsage || !strings.Contains(stderr, "--stream -3") {
 		t.Errorf("extract --stream -3: exit %d, want %d\n%s", code, ExitUsage, stderr)
+	}
+}
+
+// TestQuotaMessageSaysWhatStopped: a crawl stopped by drextract's reserve and one stopped
+// by the API's quota say which, on stderr and in runs.error.
+func TestQuotaMessageSaysWhatStopped(t *testing.T) {
+	for _, tc := range []struct {
+		name, reserve, want string
+	}{
+		{"the reserve", "0.5", "drextract's reserve"},
+		{"the API's quota", "0", "the API's daily quota is used up"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newExtractEnv(t, sim.Options{Seed: 3, Workspaces: 2, Streams: 12, JobsPerStream: 10, DailyQuota: 30})
+			cfg := filepath.Join(t.TempDir(), "schedules.yaml")
+			doc := "version: 1\nbudget:\n  reserve: " + tc.reserve + "\n  daily_quota: 30\n"
+			if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := e.run("--config", cfg, "extract")
+			if code != ExitQuotaExhausted || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, want %d with %q\n%s%s", code, ExitQuotaExhausted, tc.want, stdout, stderr)
+			}
+			st, err := load.OpenReadOnly(context.Background(), filepath.Join(e.dataDir, load.ServingFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			var errText string
+			if err := st.DB().QueryRow(`SELECT coalesce(error, '') FROM runs WHERE status = 'quota_exhausted'`).Scan(&errText); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(errText, tc.want) {
+				t.Errorf("runs.error = %q, want it to say %q", errText, tc.want)
+			}
+		})
 	}
 }

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 
+	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/run"
 )
@@ -29,6 +31,10 @@ func (e *runError) Error() string {
 		return fmt.Sprintf("%s interrupted: every committed page is kept; run it again to resume", what)
 	case res.Status == load.RunQuotaExhausted:
 		msg := "quota exhausted, resets at " + formatReset(res.QuotaReset)
+		var qe *datorama.QuotaError
+		if errors.As(res.Err, &qe) {
+			msg += ": " + qe.Why()
+		}
 		if res.Kind == run.KindAction {
 			msg += "; the rest of " + what + " was not sent"
 		}

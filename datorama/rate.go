@@ -235,14 +235,20 @@ type QuotaError struct {
 }
 
 func (e *QuotaError) Error() string {
-	what := "quota exhausted"
+	when := ""
+	if !e.Reset.IsZero() {
+		when = ", resets at " + e.Reset.UTC().Format(time.RFC3339)
+	}
+	return "quota exhausted" + when + ": " + e.Why()
+}
+
+// Why says what stopped the call: the API's daily quota, or drextract's reserve holding
+// the rest of it back for interactive commands.
+func (e *QuotaError) Why() string {
 	if e.Reserved {
-		what = "quota exhausted for this priority (the rest is reserved)"
+		return "drextract's reserve (budget.reserve) keeps the rest of today's quota for interactive commands; scheduled and backfill work waits for the reset"
 	}
-	if e.Reset.IsZero() {
-		return what
-	}
-	return fmt.Sprintf("%s, resets at %s", what, e.Reset.UTC().Format(time.RFC3339))
+	return "the API's daily quota is used up"
 }
 
 func (e *QuotaError) Is(target error) bool { return target == ErrQuotaExhausted }

@@ -225,7 +225,8 @@ func (r *run) finish(ctx context.Context) (Result, error) {
 		res.Status, res.Err = load.RunPartial, fmt.Errorf("crawl %w: %w", errInterrupted, context.Cause(ctx))
 		res.Incomplete = append(res.Incomplete, "interrupted before the end")
 	case fatal != nil && errors.Is(fatal, datorama.ErrQuotaExhausted):
-		res.Status = load.RunQuotaExhausted
+		// Kept in runs.error: whether the API's quota or drextract's reserve stopped it.
+		res.Status, res.Err = load.RunQuotaExhausted, fatal
 	case fatal != nil && errors.Is(fatal, errCallCap):
 		res.Status = load.RunPartial
 		res.Incomplete = append(res.Incomplete, fmt.Sprintf("stopped at the call cap (%d calls)", r.o.MaxCalls))

@@ -218,6 +218,7 @@ type Result struct {
 	QuotaReset time.Time
 	// ProbeCalls is how many of Calls were spent learning the page-size cap.
 	ProbeCalls int
-	// Err is the error that ended a failed run (nil otherwise).
+	// Err is the error that ended a failed run, or the *datorama.QuotaError that stopped
+	// a quota_exhausted one (nil otherwise).
 	Err error
 }
