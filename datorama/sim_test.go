@@ -278,7 +278,7 @@ func TestSimulatorReads(t *testing.T) {
 		}
 		checkJobs(t, many, page, tr.jobs[many][:5])
 	})
-	step("JobsService.All", func(t *testing.T) {
+	step("JobsService.allPages", func(t *testing.T) {
 		for id := range tr.streams {
 			got, err := allJobs(t, e.c, id, 5)
 			if err != nil {

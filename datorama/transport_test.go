@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -945,7 +946,7 @@ func TestShouldRetryTable(t *testing.T) {
 		{"decode read", bg, read, outcome{class: failDecode, status: 200, err: errors.New("x"), sent: true}, decision{verdict: vRetry}},
 		{"decode write", bg, write, outcome{class: failDecode, status: 200, err: errors.New("x"), sent: true}, decision{verdict: vDone, uncertain: true}},
 		{"permanent", bg, read, outcome{class: failPermanent, err: errors.New("x"), sent: true}, decision{verdict: vDone}},
-		{"unsupported scheme", bg, read, outcome{class: failTransport, err: errors.New("unsupported protocol scheme"), sent: true}, decision{verdict: vDone}},
+		{"too many redirects", bg, read, outcome{class: failTransport, err: &url.Error{Op: "Get", URL: "https://x/v1", Err: errTooManyRedirects}, sent: true}, decision{verdict: vDone}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

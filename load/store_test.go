@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -170,6 +171,7 @@ func TestMigrations(t *testing.T) {
 
 	// migrateOnly brings a raw DuckDB file to the given migrations, as an older binary did.
 	migrateOnly := func(path string, fs fstest.MapFS) (*sql.DB, int, error) {
+		must(t, os.MkdirAll(filepath.Dir(path), 0o700))
 		db, err := openDB(path)
 		must(t, err)
 		v, err := migrate(ctx, db, fs, clock.NewManual(t0), quietLogger())
