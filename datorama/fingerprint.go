@@ -1,16 +1,7 @@
 package datorama
 
-import (
-	"crypto/sha256"
-	"encoding/hex"
-)
+import "github.com/drextract/drextract/fingerprint"
 
-// Fingerprint names a token in logs, tables and status pages without revealing it: "tok_"
-// and the first 8 hex digits of its SHA-256. The same token always gives the same name.
-func Fingerprint(token string) string {
-	if token == "" {
-		return "tok_none"
-	}
-	sum := sha256.Sum256([]byte(token))
-	return "tok_" + hex.EncodeToString(sum[:4])
-}
+// Fingerprint names a token in logs, tables and status pages without revealing it (see
+// package fingerprint): "tok_" and the first 8 hex digits of its SHA-256.
+func Fingerprint(token string) string { return fingerprint.Of(token) }

@@ -289,7 +289,7 @@ func (s *Store) Changes(ctx context.Context, target string, opts ChangeOptions) 
 		for _, col := range []string{"run_id", "closed_run_id"} {
 			if k := syncOf(t); (k == syncStamped || k == syncHistory || k == syncByRun) && t.has(col) {
 				var m sql.NullInt64
-				if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT max(%s) FROM %s`, quoteIdent(col), quoteIdent(t.Name))).Scan(&m); err != nil {
+				if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT max(%s) FROM %s`, QuoteIdent(col), QuoteIdent(t.Name))).Scan(&m); err != nil {
 					return cs, fmt.Errorf("reading %s: %w", t.Name, err)
 				}
 				cs.runID = max(cs.runID, m.Int64)
@@ -443,14 +443,14 @@ func publishTables(ctx context.Context, q queryer) ([]TableSchema, error) {
 func selectList(t TableSchema, alias string, override map[string]string) string {
 	parts := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
-		expr := alias + quoteIdent(c.Name)
+		expr := alias + QuoteIdent(c.Name)
 		if o, ok := override[c.Name]; ok {
 			expr = o
 		}
 		if readAsText(c.Type) {
 			expr = "CAST(" + expr + " AS VARCHAR)"
 		}
-		parts[i] = expr + " AS " + quoteIdent(c.Name)
+		parts[i] = expr + " AS " + QuoteIdent(c.Name)
 	}
 	return strings.Join(parts, ", ")
 }
@@ -478,14 +478,14 @@ var listElement = map[string]bool{
 func keyText(cols []string, alias string) string {
 	parts := make([]string, len(cols))
 	for i, c := range cols {
-		parts[i] = "CAST(" + alias + quoteIdent(c) + " AS VARCHAR)"
+		parts[i] = "CAST(" + alias + QuoteIdent(c) + " AS VARCHAR)"
 	}
 	return "CAST(to_json([" + strings.Join(parts, ", ") + "]) AS VARCHAR)"
 }
 
 func (cs *ChangeSet) tableChange(ctx context.Context, t TableSchema, since, pos int64, full bool) (*TableChange, error) {
 	tc := &TableChange{Table: t, sync: syncOf(t), Truncate: full}
-	from := quoteIdent(t.Name)
+	from := QuoteIdent(t.Name)
 	all := fmt.Sprintf("SELECT %s FROM %s t", selectList(t, "t.", nil), from)
 	switch tc.sync {
 	case syncStamped:
@@ -528,14 +528,14 @@ func (cs *ChangeSet) hashedChange(ctx context.Context, tc *TableChange, full boo
 		}
 	}
 	// Rows are fingerprinted as read (JSON as text): p is the row a target gets.
-	projected := fmt.Sprintf("(SELECT %s FROM %s t)", selectList(t, "t.", override), quoteIdent(t.Name))
+	projected := fmt.Sprintf("(SELECT %s FROM %s t)", selectList(t, "t.", override), QuoteIdent(t.Name))
 	if _, err := cs.conn.ExecContext(ctx, fmt.Sprintf(
 		`INSERT INTO _publish_fp SELECT $1, %s, md5(CAST(p AS VARCHAR)) FROM %s p`, keyText(t.Key, "p."), projected), t.Name); err != nil {
 		return fmt.Errorf("fingerprinting rows: %w", err)
 	}
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
-		cols[i] = "p." + quoteIdent(c.Name)
+		cols[i] = "p." + QuoteIdent(c.Name)
 	}
 	tc.rowsQuery = fmt.Sprintf(`SELECT %s FROM %s p`, strings.Join(cols, ", "), projected)
 	if full {
@@ -560,10 +560,10 @@ func (cs *ChangeSet) reportChange(ctx context.Context, tc *TableChange, full boo
 	t := tc.Table
 	if _, err := cs.conn.ExecContext(ctx, fmt.Sprintf(
 		`INSERT INTO _publish_fp SELECT $1, %s, CAST(count(*) AS VARCHAR) FROM %s t GROUP BY t.report_run_id`,
-		keyText([]string{"report_run_id"}, "t."), quoteIdent(t.Name)), t.Name); err != nil {
+		keyText([]string{"report_run_id"}, "t."), QuoteIdent(t.Name)), t.Name); err != nil {
 		return fmt.Errorf("counting rows per report run: %w", err)
 	}
-	all := fmt.Sprintf("SELECT %s FROM %s t", selectList(t, "t.", nil), quoteIdent(t.Name))
+	all := fmt.Sprintf("SELECT %s FROM %s t", selectList(t, "t.", nil), QuoteIdent(t.Name))
 	tc.rowsQuery = all
 	if full {
 		return nil

@@ -179,7 +179,7 @@ func (s *Store) exportTables(ctx context.Context, tmp, version string, rows map[
 				return err
 			}
 			var n int64
-			if err := s.wconn.QueryRowContext(ctx, "SELECT count(*) FROM "+quoteIdent(t)).Scan(&n); err != nil {
+			if err := s.wconn.QueryRowContext(ctx, "SELECT count(*) FROM "+QuoteIdent(t)).Scan(&n); err != nil {
 				return fmt.Errorf("counting %s: %w", t, err)
 			}
 			cols, err := s.exportColumns(ctx, t)
@@ -192,7 +192,7 @@ func (s *Store) exportTables(ctx context.Context, tmp, version string, rows map[
 				}
 			} else {
 				q := fmt.Sprintf(`COPY (SELECT %s FROM %s) TO %s (FORMAT PARQUET, COMPRESSION ZSTD)`,
-					cols, quoteIdent(t), quoteString(filepath.Join(target, "data_"+version+".parquet")))
+					cols, QuoteIdent(t), QuoteString(filepath.Join(target, "data_"+version+".parquet")))
 				if _, err := s.wconn.ExecContext(ctx, q); err != nil {
 					return fmt.Errorf("exporting %s: %w", t, err)
 				}
@@ -224,7 +224,7 @@ func (s *Store) exportColumns(ctx context.Context, t string) (string, error) {
 		if err := rows.Scan(&c); err != nil {
 			return "", fmt.Errorf("listing the columns of %s: %w", t, err)
 		}
-		casts = append(casts, fmt.Sprintf("CAST(%s AS VARCHAR) AS %s", quoteIdent(c), quoteIdent(c)))
+		casts = append(casts, fmt.Sprintf("CAST(%s AS VARCHAR) AS %s", QuoteIdent(c), QuoteIdent(c)))
 	}
 	if err := rows.Err(); err != nil {
 		return "", fmt.Errorf("listing the columns of %s: %w", t, err)
@@ -370,8 +370,12 @@ func syncFile(path string) error {
 	return nil
 }
 
-func quoteIdent(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
+// QuoteIdent quotes an identifier for SQL (DuckDB's and PostgreSQL's rule alike).
+func QuoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// QuoteString quotes a string literal for SQL: DuckDB, and PostgreSQL with
+// standard_conforming_strings on (the default since 9.1); never as an escape string.
+func QuoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
 // Publish writes the BI copy: the whole store is copied into servingPath+".new" (one
 // consistent snapshot), which is closed, synced, made read-only for the Share's readers
@@ -448,7 +452,7 @@ func (s *Store) copyDatabase(ctx context.Context, tmp string) (err error) {
 	if _, err := s.wconn.ExecContext(ctx, "DETACH DATABASE IF EXISTS "+servingAlias); err != nil {
 		return err
 	}
-	if _, err := s.wconn.ExecContext(ctx, fmt.Sprintf("ATTACH %s AS %s", quoteString(tmp), servingAlias)); err != nil {
+	if _, err := s.wconn.ExecContext(ctx, fmt.Sprintf("ATTACH %s AS %s", QuoteString(tmp), servingAlias)); err != nil {
 		return fmt.Errorf("creating %s: %w", tmp, err)
 	}
 	defer func() {
@@ -460,7 +464,7 @@ func (s *Store) copyDatabase(ctx context.Context, tmp string) (err error) {
 		return err
 	}
 	if _, err := s.wconn.ExecContext(ctx, fmt.Sprintf("COPY FROM DATABASE %s TO %s",
-		quoteIdent(current), servingAlias)); err != nil {
+		QuoteIdent(current), servingAlias)); err != nil {
 		return fmt.Errorf("copying into %s: %w", tmp, err)
 	}
 	return nil
@@ -559,8 +563,8 @@ func (s *Store) exportJobs(ctx context.Context, target, version, cols string) er
 		q := fmt.Sprintf(`COPY (SELECT %s, CAST(year(%s) AS VARCHAR) AS year, lpad(CAST(month(%s) AS VARCHAR), 2, '0') AS month
 			FROM jobs WHERE %s) TO %s (FORMAT PARQUET, COMPRESSION ZSTD, PARTITION_BY (year, month),
 			FILENAME_PATTERN %s, OVERWRITE_OR_IGNORE true, ROW_GROUP_SIZE %d)`,
-			cols, jobsPartDate, jobsPartDate, where, quoteString(target),
-			quoteString(fmt.Sprintf("data_%s_%d_{i}", version, i)), exportRowGroupSize)
+			cols, jobsPartDate, jobsPartDate, where, QuoteString(target),
+			QuoteString(fmt.Sprintf("data_%s_%d_{i}", version, i)), exportRowGroupSize)
 		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("exporting jobs of %s: %w", groupName(g), err)
 		}
@@ -587,7 +591,7 @@ func (s *Store) bulkSettings(ctx context.Context, limit string) (restore func(),
 	set := func(ctx context.Context, limit string, threads int, order bool) error {
 		_, err := s.wconn.ExecContext(ctx, fmt.Sprintf(
 			`SET GLOBAL memory_limit = %s; SET GLOBAL threads = %d; SET GLOBAL preserve_insertion_order = %t`,
-			quoteString(limit), threads, order))
+			QuoteString(limit), threads, order))
 		return err
 	}
 	if err := set(ctx, limit, runtime.NumCPU(), false); err != nil {

@@ -71,7 +71,7 @@ func exportCounts(t testing.TB, dir string) (map[string]int64, error) {
 	for _, e := range entries {
 		var n int64
 		glob := filepath.Join(dir, e.Name(), "**", "*.parquet")
-		if err := db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM read_parquet(%s, hive_partitioning = true)`, quoteString(glob))).Scan(&n); err != nil {
+		if err := db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM read_parquet(%s, hive_partitioning = true)`, QuoteString(glob))).Scan(&n); err != nil {
 			if strings.Contains(err.Error(), "No files found") {
 				n = 0
 			} else {
@@ -99,7 +99,7 @@ func storeCounts(t testing.TB, db *sql.DB) map[string]int64 {
 	rows.Close()
 	out := map[string]int64{}
 	for _, n := range names {
-		out[n] = int64(count(t, db, "SELECT count(*) FROM "+quoteIdent(n)))
+		out[n] = int64(count(t, db, "SELECT count(*) FROM "+QuoteIdent(n)))
 	}
 	return out
 }
@@ -145,7 +145,7 @@ func TestExport(t *testing.T) {
 	// months are zero-padded (month=03).
 	db, _ := openDB("")
 	defer db.Close()
-	jobsGlob := quoteString(filepath.Join(parquetIn(dir), Jobs, "**", "*.parquet"))
+	jobsGlob := QuoteString(filepath.Join(parquetIn(dir), Jobs, "**", "*.parquet"))
 	part := func(id int64) string {
 		var y, m sql.NullString
 		must(t, db.QueryRow(fmt.Sprintf(`SELECT CAST(year AS VARCHAR), CAST(month AS VARCHAR) FROM read_parquet(%s, hive_partitioning = true, hive_types_autocast = false) WHERE id = %d`, jobsGlob, id)).Scan(&y, &m))
@@ -162,7 +162,7 @@ func TestExport(t *testing.T) {
 		t.Errorf("job without any date in partition %q", got)
 	}
 	var codec string
-	must(t, db.QueryRow(fmt.Sprintf(`SELECT DISTINCT compression FROM parquet_metadata(%s)`, quoteString(filepath.Join(parquetIn(dir), Streams, "*.parquet")))).Scan(&codec))
+	must(t, db.QueryRow(fmt.Sprintf(`SELECT DISTINCT compression FROM parquet_metadata(%s)`, QuoteString(filepath.Join(parquetIn(dir), Streams, "*.parquet")))).Scan(&codec))
 	if codec != "ZSTD" {
 		t.Errorf("compression %s, want ZSTD", codec)
 	}
@@ -173,7 +173,7 @@ func TestExport(t *testing.T) {
 	// reads as binary), and reads back as the stored JSON text.
 	for _, tb := range []string{Jobs, Streams, Workspaces, "streams_history"} {
 		var converted, logical sql.NullString
-		glob := quoteString(filepath.Join(parquetIn(dir), tb, "**", "*.parquet"))
+		glob := QuoteString(filepath.Join(parquetIn(dir), tb, "**", "*.parquet"))
 		must(t, db.QueryRow(fmt.Sprintf(`SELECT any_value(converted_type), any_value(CAST(logical_type AS VARCHAR)) FROM parquet_schema(%s) WHERE name = 'raw'`, glob)).Scan(&converted, &logical))
 		if converted.String != "UTF8" || strings.Contains(strings.ToUpper(logical.String), "JSON") {
 			t.Errorf("%s.raw is stored as converted type %q, logical type %q; want a UTF8 string", tb, converted.String, logical.String)
@@ -329,7 +329,7 @@ func TestExportReaderNeverSeesPartial(t *testing.T) {
 				badMsg.Store(fmt.Sprintf("no export to resolve: %v", err))
 				continue
 			}
-			q := fmt.Sprintf(`SELECT count(*) FROM read_parquet(%s)`, quoteString(filepath.Join(resolved, Jobs, "**", "*.parquet")))
+			q := fmt.Sprintf(`SELECT count(*) FROM read_parquet(%s)`, QuoteString(filepath.Join(resolved, Jobs, "**", "*.parquet")))
 			var n int64
 			if err := db.QueryRow(q).Scan(&n); err != nil {
 				continue // pruned under a slow reader: an error, never wrong data

@@ -29,7 +29,7 @@ func (s *Store) Freshness(ctx context.Context) ([]TableFreshness, error) {
 		f := TableFreshness{Table: table}
 		var seen sql.NullTime
 		var run sql.NullInt64
-		q := fmt.Sprintf(`SELECT count(*) FILTER (WHERE NOT is_deleted), max(last_seen), arg_max(run_id, last_seen) FROM %s`, quoteIdent(table))
+		q := fmt.Sprintf(`SELECT count(*) FILTER (WHERE NOT is_deleted), max(last_seen), arg_max(run_id, last_seen) FROM %s`, QuoteIdent(table))
 		if err := s.db.QueryRowContext(ctx, q).Scan(&f.Rows, &seen, &run); err != nil {
 			return nil, fmt.Errorf("reading the freshness of %s: %w", table, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/drextract/drextract/fingerprint"
 	"io"
 	"io/fs"
 	"os"
@@ -107,10 +108,7 @@ const journalVersion = 1
 // checked here already, so nothing that might be a token is ever written, and the
 // texts are bounded.
 func newRecord(runID int64, c APICall) journalRecord {
-	fp := c.Fingerprint
-	if !fingerprintRE.MatchString(fp) {
-		fp = "tok_invalid"
-	}
+	fp := fingerprint.Safe(c.Fingerprint)
 	return journalRecord{V: journalVersion, ID: c.AttemptID, Run: runID, ActionRun: c.ActionRunID, ActionCall: c.ActionCallNo,
 		Time: c.Time.UTC(), Fingerprint: fp, Method: c.Method, PathTemplate: clip(c.PathTemplate, maxJournalPath),
 		Status: c.Status, LatencyNS: int64(c.Latency), Attempt: c.Attempt,
@@ -379,10 +377,7 @@ func (s *Store) storeCalls(ctx context.Context, recs []journalRecord) (int, erro
 					if r.Time.After(hi) {
 						hi = r.Time
 					}
-					fp := r.Fingerprint // checked again: the file is outside input
-					if !fingerprintRE.MatchString(fp) {
-						fp = "tok_invalid"
-					}
+					fp := fingerprint.Safe(r.Fingerprint) // checked again: the file is outside input
 					if err := a.AppendRow(int32(i), r.ID, r.Time.UTC(), nullInt64(r.Run), fp, r.Method, r.PathTemplate, int32(r.Status),
 						float64(r.LatencyNS)/float64(time.Millisecond), int32(r.Attempt),
 						remaining(r.PlatformRemaining), remaining(r.QueryRemaining), remaining(r.DailyRemaining),

@@ -195,7 +195,7 @@ func renameReportRunID(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("listing report tables: %w", err)
 	}
 	for _, t := range tables {
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s RENAME COLUMN run_id TO report_run_id`, quoteIdent(t))); err != nil {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s RENAME COLUMN run_id TO report_run_id`, QuoteIdent(t))); err != nil {
 			return fmt.Errorf("renaming run_id of %s: %w", t, err)
 		}
 	}

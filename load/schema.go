@@ -85,7 +85,7 @@ func (s *Store) syncViews(ctx context.Context) (bool, error) {
 		if err != nil {
 			return changed, fmt.Errorf("creating view %s: %w", v.Name, err)
 		}
-		_, err = tx.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS\n%s", quoteIdent(v.Name), v.SQL))
+		_, err = tx.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS\n%s", QuoteIdent(v.Name), v.SQL))
 		if err == nil {
 			_, err = tx.ExecContext(ctx, `INSERT INTO schema_views (name, source_md5, applied_at) VALUES ($1, $2, $3)
 				ON CONFLICT (name) DO UPDATE SET source_md5 = excluded.source_md5, applied_at = excluded.applied_at`,
@@ -212,11 +212,11 @@ func (s *Store) syncComments(ctx context.Context) (bool, error) {
 			kind = "VIEW"
 		}
 		if d.Description != "" && current[d.Name] != d.Description {
-			stmts = append(stmts, fmt.Sprintf("COMMENT ON %s %s IS %s", kind, quoteIdent(d.Name), quoteString(d.Description)))
+			stmts = append(stmts, fmt.Sprintf("COMMENT ON %s %s IS %s", kind, QuoteIdent(d.Name), QuoteString(d.Description)))
 		}
 		for _, c := range d.Columns {
 			if c.Description != "" && current[d.Name+"."+c.Name] != c.Description {
-				stmts = append(stmts, fmt.Sprintf("COMMENT ON COLUMN %s.%s IS %s", quoteIdent(d.Name), quoteIdent(c.Name), quoteString(c.Description)))
+				stmts = append(stmts, fmt.Sprintf("COMMENT ON COLUMN %s.%s IS %s", QuoteIdent(d.Name), QuoteIdent(c.Name), QuoteString(c.Description)))
 			}
 		}
 	}

@@ -183,7 +183,7 @@ func (s *Store) init(ctx context.Context, migrations fs.FS) error {
 	// in BenchmarkCrawl/million), while FSST alone keeps the file the same size.
 	// DuckDB gets one thread (writeThreads) but while Export and Publish run.
 	for _, set := range []string{
-		fmt.Sprintf("SET GLOBAL memory_limit = %s", quoteString(memoryLimit)),
+		fmt.Sprintf("SET GLOBAL memory_limit = %s", QuoteString(memoryLimit)),
 		"SET GLOBAL checkpoint_threshold = '64MB'",
 		"SET GLOBAL disabled_compression_methods = 'dictionary'",
 		fmt.Sprintf("SET GLOBAL threads = %d", writeThreads),

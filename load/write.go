@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -669,8 +668,6 @@ func (s *Store) JobIndex(ctx context.Context, streamID int64) ([]JobKey, error) 
 	}
 	return out, nil
 }
-
-var fingerprintRE = regexp.MustCompile(`^tok_([0-9a-f]{8}|none)$`)
 
 // RecordCalls stores API call audit rows at once, as a fold of the journal does (ids
 // numbered on, a call whose AttemptID is already stored skipped; one without an

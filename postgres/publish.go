@@ -321,7 +321,7 @@ func (p *publisher) run(ctx context.Context, stats *Stats) (err error) {
 		VALUES (true, $1, $2, $3, $4, now(), $5, $6)
 		ON CONFLICT (singleton) DO UPDATE SET layout = excluded.layout, store_schema = excluded.store_schema,
 		  store_id = excluded.store_id, serial = excluded.serial, published_at = excluded.published_at,
-		  views_md5 = excluded.views_md5, comments_md5 = excluded.comments_md5`, quoteIdent(p.schema), MetaTable),
+		  views_md5 = excluded.views_md5, comments_md5 = excluded.comments_md5`, load.QuoteIdent(p.schema), MetaTable),
 		LayoutVersion, load.KnownSchemaVersion(), st.StoreID, cs.Serial, viewsMD5, commentsMD5); err != nil {
 		return p.fail("recording the publish", err)
 	}
@@ -341,7 +341,7 @@ func (p *publisher) run(ctx context.Context, stats *Stats) (err error) {
 // newer drextract wrote.
 func (p *publisher) prepareSchema(ctx context.Context, tx pgx.Tx) (meta, error) {
 	var m meta
-	q := quoteIdent(p.schema)
+	q := load.QuoteIdent(p.schema)
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('drextract publish ' || $1))`, p.schema); err != nil {
 		return m, p.fail("locking the schema", err)
 	}
@@ -437,14 +437,14 @@ func (p *publisher) syncTables(ctx context.Context, tx pgx.Tx, tables []load.Tab
 	if err := rows.Err(); err != nil {
 		return nil, false, p.fail("reading the schema's tables", err)
 	}
-	q := quoteIdent(p.schema)
+	q := load.QuoteIdent(p.schema)
 	for _, t := range tables {
-		name := q + "." + quoteIdent(t.Name)
+		name := q + "." + load.QuoteIdent(t.Name)
 		cols, ok := have[t.Name]
 		if !ok {
 			defs := make([]string, 0, len(t.Columns)+1)
 			for _, c := range t.Columns {
-				defs = append(defs, quoteIdent(c.Name)+" "+pgType(c.Type))
+				defs = append(defs, load.QuoteIdent(c.Name)+" "+pgType(c.Type))
 			}
 			if len(t.Key) > 0 {
 				defs = append(defs, "PRIMARY KEY ("+identList(t.Key)+")")
@@ -466,14 +466,14 @@ func (p *publisher) syncTables(ctx context.Context, tx pgx.Tx, tables []load.Tab
 			got, ok := byName[c.Name]
 			switch {
 			case !ok:
-				if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", name, quoteIdent(c.Name), want)); err != nil {
+				if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", name, load.QuoteIdent(c.Name), want)); err != nil {
 					return created, changed, p.fail(fmt.Sprintf("adding column %s to %s", c.Name, t.Name), err)
 				}
 				changed = true
 				p.log.Info("added column", "table", t.Name, "column", c.Name, "schema", p.schema)
 			case got != want:
 				if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s",
-					name, quoteIdent(c.Name), want, quoteIdent(c.Name), want)); err != nil {
+					name, load.QuoteIdent(c.Name), want, load.QuoteIdent(c.Name), want)); err != nil {
 					return created, changed, p.fail(fmt.Sprintf("changing column %s of %s from %s to %s", c.Name, t.Name, got, want), err)
 				}
 				changed = true
@@ -487,7 +487,7 @@ func (p *publisher) syncTables(ctx context.Context, tx pgx.Tx, tables []load.Tab
 func identList(cols []string) string {
 	q := make([]string, len(cols))
 	for i, c := range cols {
-		q[i] = quoteIdent(c)
+		q[i] = load.QuoteIdent(c)
 	}
 	return strings.Join(q, ", ")
 }
@@ -496,7 +496,7 @@ func identList(cols []string) string {
 func (p *publisher) truncate(ctx context.Context, tx pgx.Tx, tables []*load.TableChange) error {
 	names := make([]string, len(tables))
 	for i, tc := range tables {
-		names[i] = quoteIdent(p.schema) + "." + quoteIdent(tc.Table.Name)
+		names[i] = load.QuoteIdent(p.schema) + "." + load.QuoteIdent(tc.Table.Name)
 	}
 	if len(names) == 0 {
 		return nil
@@ -513,7 +513,7 @@ func (p *publisher) apply(ctx context.Context, tx pgx.Tx, cs *load.ChangeSet, tc
 	ts = TableStats{Table: t.Name}
 	start := time.Now()
 	defer func() { ts.Sent, ts.Duration = tc.Sent(), time.Since(start) }()
-	name := quoteIdent(p.schema) + "." + quoteIdent(t.Name)
+	name := load.QuoteIdent(p.schema) + "." + load.QuoteIdent(t.Name)
 	step := func(what string) string { return what + " " + t.Name }
 	if tc.Truncate && !cs.Full {
 		tag, err := tx.Exec(ctx, "DELETE FROM "+name)
@@ -554,14 +554,14 @@ func (p *publisher) apply(ctx context.Context, tx pgx.Tx, cs *load.ChangeSet, tc
 		}
 		if dropped {
 			if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY (%s)",
-				name, quoteIdent(t.Name+"_pkey"), identList(t.Key))); err != nil {
+				name, load.QuoteIdent(t.Name+"_pkey"), identList(t.Key))); err != nil {
 				return ts, p.fail(step("restoring the primary key of"), err)
 			}
 		}
 		return ts, nil
 	}
 	// Rows that replace others go through a staging table and one statement.
-	stg := quoteIdent("_drx_stg_" + t.Name)
+	stg := load.QuoteIdent("_drx_stg_" + t.Name)
 	if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s (LIKE %s) ON COMMIT DROP", stg, name)); err != nil {
 		return ts, p.fail(step("staging rows of"), err)
 	}
@@ -571,10 +571,10 @@ func (p *publisher) apply(ctx context.Context, tx pgx.Tx, cs *load.ChangeSet, tc
 	if r := tc.Replace; r.Columns != nil {
 		conds := make([]string, 0, len(r.Columns)+1)
 		for _, c := range r.Columns {
-			conds = append(conds, fmt.Sprintf("t.%s = s.%s", quoteIdent(c), quoteIdent(c)))
+			conds = append(conds, fmt.Sprintf("t.%s = s.%s", load.QuoteIdent(c), load.QuoteIdent(c)))
 		}
 		if r.OnlyIf != "" {
-			conds = append(conds, "t."+quoteIdent(r.OnlyIf))
+			conds = append(conds, "t."+load.QuoteIdent(r.OnlyIf))
 		}
 		tag, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s t USING %s s WHERE %s", name, stg, strings.Join(conds, " AND ")))
 		if err != nil {
@@ -587,7 +587,7 @@ func (p *publisher) apply(ctx context.Context, tx pgx.Tx, cs *load.ChangeSet, tc
 		var set []string
 		for _, c := range cols {
 			if !contains(t.Key, c) {
-				set = append(set, fmt.Sprintf("%s = excluded.%s", quoteIdent(c), quoteIdent(c)))
+				set = append(set, fmt.Sprintf("%s = excluded.%s", load.QuoteIdent(c), load.QuoteIdent(c)))
 			}
 		}
 		if len(set) == 0 {
@@ -619,7 +619,7 @@ func (p *publisher) dropKey(ctx context.Context, tx pgx.Tx, t load.TableSchema) 
 	if err != nil {
 		return false
 	}
-	if _, err := sp.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s DROP CONSTRAINT %s", quoteIdent(p.schema), quoteIdent(t.Name), quoteIdent(name))); err != nil {
+	if _, err := sp.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s DROP CONSTRAINT %s", load.QuoteIdent(p.schema), load.QuoteIdent(t.Name), load.QuoteIdent(name))); err != nil {
 		_ = sp.Rollback(ctx)
 		return false
 	}
@@ -644,10 +644,10 @@ func (p *publisher) deleteKeys(ctx context.Context, tx pgx.Tx, t load.TableSchem
 	defs := make([]string, len(d.Columns))
 	conds := make([]string, len(d.Columns))
 	for i, c := range d.Columns {
-		defs[i] = quoteIdent(c) + " text"
-		conds[i] = fmt.Sprintf("t.%s = CAST(k.%s AS %s)", quoteIdent(c), quoteIdent(c), types[c])
+		defs[i] = load.QuoteIdent(c) + " text"
+		conds[i] = fmt.Sprintf("t.%s = CAST(k.%s AS %s)", load.QuoteIdent(c), load.QuoteIdent(c), types[c])
 	}
-	tmp := quoteIdent("_drx_del_" + t.Name)
+	tmp := load.QuoteIdent("_drx_del_" + t.Name)
 	if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s (%s) ON COMMIT DROP", tmp, strings.Join(defs, ", "))); err != nil {
 		return 0, err
 	}
@@ -665,7 +665,7 @@ func (p *publisher) deleteKeys(ctx context.Context, tx pgx.Tx, t load.TableSchem
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"_drx_del_" + t.Name}, d.Columns, pgx.CopyFromRows(keys)); err != nil {
 		return 0, err
 	}
-	tag, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s.%s t USING %s k WHERE %s", quoteIdent(p.schema), quoteIdent(t.Name), tmp, strings.Join(conds, " AND ")))
+	tag, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s.%s t USING %s k WHERE %s", load.QuoteIdent(p.schema), load.QuoteIdent(t.Name), tmp, strings.Join(conds, " AND ")))
 	if err != nil {
 		return 0, err
 	}
@@ -739,7 +739,7 @@ func (p *publisher) syncViews(ctx context.Context, tx pgx.Tx, m meta, force bool
 		return sum, nil
 	}
 	for _, v := range views {
-		name := quoteIdent(p.schema) + "." + quoteIdent(v.Name)
+		name := load.QuoteIdent(p.schema) + "." + load.QuoteIdent(v.Name)
 		sp, err := tx.Begin(ctx)
 		if err != nil {
 			return "", p.fail("creating view "+v.Name, err)
@@ -784,23 +784,23 @@ func (p *publisher) syncComments(ctx context.Context, tx pgx.Tx, tables []*load.
 	objs = append(objs, viewCols...)
 	described, _ := cat.Describe(objs)
 	var stmts []string
-	q := quoteIdent(p.schema)
+	q := load.QuoteIdent(p.schema)
 	for _, d := range described {
 		kind := "TABLE"
 		if d.Kind == catalog.KindView {
 			kind = "VIEW"
 		}
 		if d.Description != "" {
-			stmts = append(stmts, fmt.Sprintf("COMMENT ON %s %s.%s IS %s", kind, q, quoteIdent(d.Name), quoteString(d.Description)))
+			stmts = append(stmts, fmt.Sprintf("COMMENT ON %s %s.%s IS %s", kind, q, load.QuoteIdent(d.Name), load.QuoteString(d.Description)))
 		}
 		for _, c := range d.Columns {
 			if c.Description != "" {
-				stmts = append(stmts, fmt.Sprintf("COMMENT ON COLUMN %s.%s.%s IS %s", q, quoteIdent(d.Name), quoteIdent(c.Name), quoteString(c.Description)))
+				stmts = append(stmts, fmt.Sprintf("COMMENT ON COLUMN %s.%s.%s IS %s", q, load.QuoteIdent(d.Name), load.QuoteIdent(c.Name), load.QuoteString(c.Description)))
 			}
 		}
 	}
 	stmts = append(stmts, fmt.Sprintf("COMMENT ON TABLE %s.%s IS %s", q, MetaTable,
-		quoteString("drextract's record of its publishes into this schema: layout version, the store's schema version and identity, the publish counter.")))
+		load.QuoteString("drextract's record of its publishes into this schema: layout version, the store's schema version and identity, the publish counter.")))
 	script := strings.Join(stmts, ";\n")
 	sum := md5Hex(script)
 	if sum == m.commentsMD5 {

@@ -71,10 +71,3 @@ func converter(pg string) func(any) (any, error) {
 		return n, nil
 	}
 }
-
-// quoteIdent quotes an identifier for PostgreSQL.
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-
-// quoteString quotes a string literal for PostgreSQL (standard_conforming_strings on,
-// the default since 9.1), never as an escape string.
-func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }

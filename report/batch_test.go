@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"fmt"
+	"github.com/drextract/drextract/load"
 	"path/filepath"
 	"testing"
 
@@ -85,7 +86,7 @@ func TestExportIncludesReportTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, table := range []string{"report_r0", "report_other", "report_runs", "report_columns"} {
-		want := count(t, e.store.DB(), `SELECT count(*) FROM `+quoteIdent(table))
+		want := count(t, e.store.DB(), `SELECT count(*) FROM `+load.QuoteIdent(table))
 		// The file layout under a table's folder is the load package's business.
 		files, _ := filepath.Glob(filepath.Join(dir, table, "*.parquet"))
 		if len(files) == 0 {

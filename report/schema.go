@@ -222,6 +222,3 @@ func convert(v json.RawMessage, t string) (any, error) {
 	}
 	return string(raw), nil
 }
-
-// quoteIdent quotes an identifier for DuckDB.
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

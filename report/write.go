@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/drextract/drextract/load"
 	"strings"
 	"time"
 
@@ -134,14 +135,14 @@ func storedColumns(ctx context.Context, tx *sql.Tx, table string) ([]column, err
 // applySchema creates the table when new, adds and retypes columns, and stores the
 // schema. Columns are only ever added or retyped, never dropped.
 func applySchema(ctx context.Context, tx *sql.Tx, table string, ch schemaChange, runID int64, w *written) error {
-	q := quoteIdent(table)
+	q := load.QuoteIdent(table)
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+q+` (
 		report_run_id BIGINT NOT NULL, date_from DATE NOT NULL, date_to DATE NOT NULL, loaded_at TIMESTAMPTZ NOT NULL)`); err != nil {
 		return fmt.Errorf("creating %s: %w", table, err)
 	}
 	for _, i := range ch.added {
 		c := ch.cols[i]
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN %s %s`, q, quoteIdent(c.Name), sqlType(c.Type))); err != nil {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN %s %s`, q, load.QuoteIdent(c.Name), sqlType(c.Type))); err != nil {
 			return fmt.Errorf("adding column %s to %s: %w", c.Name, table, err)
 		}
 		if _, err := tx.ExecContext(ctx,
@@ -153,7 +154,7 @@ func applySchema(ctx context.Context, tx *sql.Tx, table string, ch schemaChange,
 	}
 	for _, i := range ch.retyped {
 		c := ch.cols[i]
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE %s`, q, quoteIdent(c.Name), sqlType(c.Type))); err != nil {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE %s`, q, load.QuoteIdent(c.Name), sqlType(c.Type))); err != nil {
 			return fmt.Errorf("changing column %s of %s to %s: %w", c.Name, table, c.Type, err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE report_columns SET type = $3 WHERE table_name = $1 AND header = $2`,
@@ -189,10 +190,10 @@ func replaceRange(ctx context.Context, tx *sql.Tx, table string, def *config.Rep
 	var err error
 	if col := dateColumn(def, ch); col != "" {
 		res, err = tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE %s BETWEEN CAST($1 AS DATE) AND CAST($2 AS DATE)`,
-			quoteIdent(table), quoteIdent(col)), span.From.String(), span.To.String())
+			load.QuoteIdent(table), load.QuoteIdent(col)), span.From.String(), span.To.String())
 	} else {
 		res, err = tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE date_from = CAST($1 AS DATE) AND date_to = CAST($2 AS DATE)`,
-			quoteIdent(table)), span.From.String(), span.To.String())
+			load.QuoteIdent(table)), span.From.String(), span.To.String())
 	}
 	if err != nil {
 		return 0, fmt.Errorf("replacing %s in %s: %w", span, table, err)
@@ -213,7 +214,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, table string, ch schemaChange, 
 	names := []string{"report_run_id", "date_from", "date_to", "loaded_at"}
 	casts := []string{"BIGINT", "DATE", "DATE", "TIMESTAMPTZ"}
 	for _, ci := range ch.headers {
-		names = append(names, quoteIdent(ch.cols[ci].Name))
+		names = append(names, load.QuoteIdent(ch.cols[ci].Name))
 		casts = append(casts, sqlType(ch.cols[ci].Type))
 	}
 	tuple := make([]string, len(casts))
@@ -233,7 +234,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, table string, ch schemaChange, 
 				stmt.Close()
 			}
 			var b strings.Builder
-			fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", quoteIdent(table), strings.Join(names, ", "))
+			fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", load.QuoteIdent(table), strings.Join(names, ", "))
 			n := 1
 			for r := range chunk {
 				for i, c := range casts {

@@ -8,12 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/drextract/drextract/fingerprint"
 )
 
 // DefaultListen is the status endpoint's default address: loopback only.
@@ -168,16 +169,9 @@ func (h *handler) freshness(ctx context.Context) ([]TableFreshness, error) {
 	return fr, nil
 }
 
-var fingerprintRE = regexp.MustCompile(`^tok_[0-9a-f]{8}$|^tok_none$`)
-
 // safeFingerprint passes a well-formed fingerprint and masks anything else: if a caller
 // ever handed a token here by mistake, the status page would still not show it.
-func safeFingerprint(fp string) string {
-	if fingerprintRE.MatchString(fp) {
-		return fp
-	}
-	return "tok_invalid"
-}
+func safeFingerprint(fp string) string { return fingerprint.Safe(fp) }
 
 // stateCollector turns the scheduler snapshot, the budget and the freshness into gauges
 // at scrape time.
