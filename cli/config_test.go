@@ -6,24 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/drextract/drextract/config"
 	"github.com/drextract/drextract/datorama"
-	"github.com/drextract/drextract/extract"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/sim"
 )
-
-// TestEntitiesAgree: config cannot import extract, so it keeps its own list of the
-// entities a schedule may name; it must be extract's, in the same crawl order.
-func TestEntitiesAgree(t *testing.T) {
-	if !slices.Equal(config.Entities, extract.Entities) {
-		t.Errorf("config.Entities = %v\nextract.Entities = %v\nkeep them the same, in crawl order", config.Entities, extract.Entities)
-	}
-}
 
 // TestConfigCheck drives `drextract config check` in-process: the repository's example,
 // broken files (every mistake one line on stderr, exit 2), warnings, --skip-tokens, the

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	drsql "github.com/drextract/drextract/sql"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,11 +34,9 @@ var Regions = map[string]string{
 // MaxWorkers bounds extract's workers: each holds a page in memory and in flight.
 const MaxWorkers = 32
 
-// Entities are the extract entities a schedule may name, in crawl order.
-var Entities = []string{
-	"workspaces", "streams", "jobs", "mappings", "dimensions", "measurements",
-	"harmonized_dimensions", "patterns", "calculated_measurements",
-}
+// Entities are the extract entities a schedule may name, in crawl order (the store's
+// current-state tables).
+var Entities = drsql.Entities
 
 // DatePresets are the named report date ranges (date_range: {preset: …}). The report
 // package resolves them to fixed dates with its clock; only THIS_MONTH is confirmed as an

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"fmt"
+	drsql "github.com/drextract/drextract/sql"
 	"io"
 	"log/slog"
 	"slices"
@@ -35,10 +36,7 @@ const (
 
 // Entities lists every entity a crawl can read, in crawl order. They are also the names
 // of the store's current-state tables.
-var Entities = []string{
-	load.Workspaces, load.Streams, load.Jobs, load.Mappings, load.Dimensions, load.Measurements,
-	load.HarmonizedDimensions, load.Patterns, load.CalculatedMeasurements,
-}
+var Entities = drsql.Entities
 
 // workspaceLists are the entities read once per workspace on their own cadence.
 var workspaceLists = []string{

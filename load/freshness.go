@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	drsql "github.com/drextract/drextract/sql"
 	"time"
 )
 
@@ -18,8 +19,7 @@ type TableFreshness struct {
 }
 
 // currentTables are the current-state tables, in crawl order.
-var currentTables = []string{Workspaces, Streams, Jobs, Mappings, Dimensions, Measurements,
-	HarmonizedDimensions, Patterns, CalculatedMeasurements}
+var currentTables = drsql.Entities
 
 // Freshness reads, per current-state table, its live rows, when a crawl last saw one and
 // the run that did.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -417,5 +418,24 @@ func TestMigrationHashesLikeTheWrite(t *testing.T) {
 	must(t, err)
 	if want := streamConfigSQL("raw"); !strings.Contains(string(body), want) {
 		t.Errorf("0005 does not hash stream versions with %s", want)
+	}
+}
+
+// TestEntitiesAreTheStoresTables: the one list of entities (package sql) names exactly the
+// current-state tables the store writes and its migrations create.
+func TestEntitiesAreTheStoresTables(t *testing.T) {
+	st := openIn(t, t.TempDir())
+	tables, err := st.Tables(context.Background())
+	must(t, err)
+	if len(entities) != len(drsql.Entities) {
+		t.Errorf("the store writes %d entities, the list has %d", len(entities), len(drsql.Entities))
+	}
+	for _, e := range drsql.Entities {
+		if _, ok := entities[e]; !ok {
+			t.Errorf("entity %s has no definition in the store's writer", e)
+		}
+		if !slices.Contains(tables, e) {
+			t.Errorf("entity %s has no table", e)
+		}
 	}
 }

@@ -7,6 +7,14 @@ package sql
 
 import "embed"
 
+// Entities are the store's current-state tables, in the order a crawl reads them: also
+// the entities a crawl, a schedule or a flag may name. The one list of them; the store's
+// migrations create these tables.
+var Entities = []string{
+	"workspaces", "streams", "jobs", "mappings", "dimensions", "measurements",
+	"harmonized_dimensions", "patterns", "calculated_measurements",
+}
+
 // Migrations are the store's schema migrations, migrations/NNNN_name.sql, applied in
 // version order. They are only ever additive.
 //
