@@ -214,6 +214,8 @@ var numberOps = map[string]bool{
 	"LESS_EQUALS": true, "IS_NULL": true, "IS_NOT_NULL": true, "IS_NAN": true, "IS_NOT_NAN": true,
 }
 
+// compileQuery checks a Query API request the way the API does (422 for what it cannot
+// parse, 404/403 for a workspace) and compiles it.
 func (c *call) compileQuery(raw json.RawMessage) (*compiledQuery, error) {
 	var req queryRequest
 	if err := json.Unmarshal(raw, &req); err != nil {
@@ -224,37 +226,52 @@ func (c *call) compileQuery(raw json.RawMessage) (*compiledQuery, error) {
 		return nil, unprocessable("Invalid query: %v", err)
 	}
 	q := &compiledQuery{}
+	for _, step := range []func(*queryRequest, *compiledQuery) error{c.compileScope, compileFields, compileFilters, compileOrder} {
+		if err := step(&req, q); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+// compileScope reads the workspace and the date range.
+func (c *call) compileScope(req *queryRequest, q *compiledQuery) error {
 	var wsID flexInt
 	if len(req.WorkspaceID) == 0 || json.Unmarshal(req.WorkspaceID, &wsID) != nil || wsID <= 0 {
-		return nil, unprocessable("Field \"workspaceId\" is required and must be a workspace id")
+		return unprocessable("Field \"workspaceId\" is required and must be a workspace id")
 	}
 	ws := c.st.workspace(int64(wsID))
 	switch {
 	case ws == nil:
-		return nil, &queryError{http.StatusNotFound, fmt.Sprintf("Workspace %d not found", int64(wsID))}
+		return &queryError{http.StatusNotFound, fmt.Sprintf("Workspace %d not found", int64(wsID))}
 	case !c.tok.visible[ws.id]:
-		return nil, &queryError{http.StatusForbidden, fmt.Sprintf("You do not have permission to access workspace %d", ws.id)}
+		return &queryError{http.StatusForbidden, fmt.Sprintf("You do not have permission to access workspace %d", ws.id)}
 	}
 	q.ws = ws
 	switch strings.ToUpper(req.DateRange) {
 	case "":
-		return nil, unprocessable("Field \"dateRange\" is required")
+		return unprocessable("Field \"dateRange\" is required")
 	case "CUSTOM":
 		f, ok1 := parseDay(req.StartDate)
 		t, ok2 := parseDay(req.EndDate)
 		if !ok1 || !ok2 || t < f {
-			return nil, unprocessable("dateRange CUSTOM needs \"startDate\" and \"endDate\" as yyyy-MM-dd, start not after end")
+			return unprocessable("dateRange CUSTOM needs \"startDate\" and \"endDate\" as yyyy-MM-dd, start not after end")
 		}
 		q.from, q.to = f, t
 	default:
 		f, t, err := DateRange(req.DateRange, time.UnixMilli(c.st.now), c.s.opts.LastNDaysIncludesToday)
 		if err != nil {
-			return nil, unprocessable("Invalid value for field \"dateRange\": %q", req.DateRange)
+			return unprocessable("Invalid value for field \"dateRange\": %q", req.DateRange)
 		}
 		q.from, q.to = int32(f.Unix()/86400), int32(t.Unix()/86400)
 	}
+	return nil
+}
+
+// compileFields reads the measurements and dimensions.
+func compileFields(req *queryRequest, q *compiledQuery) error {
 	if len(req.Measurements) == 0 {
-		return nil, unprocessable("Field \"measurements\" must name at least one measurement")
+		return unprocessable("Field \"measurements\" must name at least one measurement")
 	}
 	for _, m := range req.Measurements {
 		var name string
@@ -264,25 +281,30 @@ func (c *call) compileQuery(raw json.RawMessage) (*compiledQuery, error) {
 		if json.Unmarshal(m, &obj) == nil && obj.Name != "" {
 			name = obj.Name
 		} else if json.Unmarshal(m, &name) != nil || name == "" {
-			return nil, unprocessable("Field \"measurements\": each entry needs a \"name\"")
+			return unprocessable("Field \"measurements\": each entry needs a \"name\"")
 		}
 		f, ok := lookupField(name)
 		if !ok || f.isDim {
-			return nil, unprocessable("Unknown measurement %q", name)
+			return unprocessable("Unknown measurement %q", name)
 		}
 		q.meas = append(q.meas, f)
 	}
 	for _, name := range req.Dimensions {
 		f, ok := lookupField(name)
 		if !ok || !f.isDim {
-			return nil, unprocessable("Unknown dimension %q", name)
+			return unprocessable("Unknown dimension %q", name)
 		}
 		q.dims = append(q.dims, f)
 	}
+	return nil
+}
+
+// compileFilters reads the group, string and number filters.
+func compileFilters(req *queryRequest, q *compiledQuery) error {
 	for _, g := range req.GroupDimensionFilters {
 		f, ok := lookupField(g.Dimension)
 		if !ok || !f.isDim {
-			return nil, unprocessable("groupDimensionFilters: unknown dimension %q", g.Dimension)
+			return unprocessable("groupDimensionFilters: unknown dimension %q", g.Dimension)
 		}
 		cg := compiledGroup{dim: f.dim, vals: map[string]bool{}}
 		switch strings.ToUpper(strings.ReplaceAll(g.Operator, "_", " ")) {
@@ -290,7 +312,7 @@ func (c *call) compileQuery(raw json.RawMessage) (*compiledQuery, error) {
 			cg.in = true
 		case "NOT IN":
 		default:
-			return nil, unprocessable("groupDimensionFilters: unknown operator %q (want IN or NOT IN)", g.Operator)
+			return unprocessable("groupDimensionFilters: unknown operator %q (want IN or NOT IN)", g.Operator)
 		}
 		for _, v := range g.Vals {
 			cg.vals[v] = true
@@ -300,11 +322,11 @@ func (c *call) compileQuery(raw json.RawMessage) (*compiledQuery, error) {
 	for _, sf := range req.StringDimensionFilters {
 		f, ok := lookupField(sf.Dimension)
 		if !ok || !f.isDim {
-			return nil, unprocessable("stringDimensionFilters: unknown dimension %q", sf.Dimension)
+			return unprocessable("stringDimensionFilters: unknown dimension %q", sf.Dimension)
 		}
 		op := strings.ToUpper(sf.Operator)
 		if !stringOps[op] {
-			return nil, unprocessable("stringDimensionFilters: unknown operator %q", sf.Operator)
+			return unprocessable("stringDimensionFilters: unknown operator %q", sf.Operator)
 		}
 		q.strs = append(q.strs, compiledString{dim: f.dim, op: op, val: sf.Val})
 	}
@@ -313,37 +335,42 @@ func (c *call) compileQuery(raw json.RawMessage) (*compiledQuery, error) {
 	case "OR":
 		q.strOr = true
 	default:
-		return nil, unprocessable("Invalid value for field \"stringDimensionFiltersOperator\": %q", req.StringFiltersOperator)
+		return unprocessable("Invalid value for field \"stringDimensionFiltersOperator\": %q", req.StringFiltersOperator)
 	}
 	for _, nf := range req.NumberMeasurementFilter {
 		f, ok := lookupField(nf.FieldName)
 		if !ok || f.isDim {
-			return nil, unprocessable("numberMeasurementFilter: unknown measurement %q", nf.FieldName)
+			return unprocessable("numberMeasurementFilter: unknown measurement %q", nf.FieldName)
 		}
 		op := strings.ToUpper(nf.Operator)
 		if !numberOps[op] {
-			return nil, unprocessable("numberMeasurementFilter: unknown operator %q", nf.Operator)
+			return unprocessable("numberMeasurementFilter: unknown operator %q", nf.Operator)
 		}
 		v := 0.0
 		if nf.Val != "" {
 			var err error
 			if v, err = nf.Val.Float64(); err != nil {
-				return nil, unprocessable("numberMeasurementFilter: val %q is not a number", nf.Val)
+				return unprocessable("numberMeasurementFilter: val %q is not a number", nf.Val)
 			}
 		}
 		q.nums = append(q.nums, compiledNumber{meas: f.meas, op: op, val: v})
 	}
+	return nil
+}
+
+// compileOrder reads the sort and the top-N.
+func compileOrder(req *queryRequest, q *compiledQuery) error {
 	if req.SortBy != "" {
 		f, ok := lookupField(req.SortBy)
 		if !ok {
-			return nil, unprocessable("Unknown field in \"sortBy\": %q", req.SortBy)
+			return unprocessable("Unknown field in \"sortBy\": %q", req.SortBy)
 		}
 		inQuery := false
 		for _, x := range append(append([]*qfield(nil), q.dims...), q.meas...) {
 			inQuery = inQuery || x == f || (x.isDim && f.isDim && x.dim == f.dim) || (!x.isDim && !f.isDim && x.meas == f.meas)
 		}
 		if !inQuery {
-			return nil, unprocessable("Field in \"sortBy\" must be one of the query's dimensions or measurements: %q", req.SortBy)
+			return unprocessable("Field in \"sortBy\" must be one of the query's dimensions or measurements: %q", req.SortBy)
 		}
 		q.sortBy = f
 	}
@@ -352,16 +379,16 @@ func (c *call) compileQuery(raw json.RawMessage) (*compiledQuery, error) {
 		q.sortDesc = true
 	case "ASC":
 	default:
-		return nil, unprocessable("Invalid value for field \"sortOrder\": %q", req.SortOrder)
+		return unprocessable("Invalid value for field \"sortOrder\": %q", req.SortOrder)
 	}
 	if t := bytes.TrimSpace(req.TopResults); len(t) > 0 && string(t) != "null" && string(t) != `""` {
 		var n flexInt
 		if json.Unmarshal(t, &n) != nil || n < 0 {
-			return nil, unprocessable("Invalid value for field \"topResults\": %s", t)
+			return unprocessable("Invalid value for field \"topResults\": %s", t)
 		}
 		q.top = int(n)
 	}
-	return q, nil
+	return nil
 }
 
 type queryRow struct {
