@@ -160,39 +160,26 @@ func (c *Config) readWebhooks(lookupEnv func(string) (string, bool)) ([]WebhookT
 	return out, warns, errs
 }
 
-// readWebhookURL reads a webhook URL with the reading rules of a token source (a set,
+// readWebhookURL reads a webhook URL as any secret is read (SecretSource.Read: a set,
 // non-empty variable, or a regular file holding only the secret, with a warning when
 // others may read it) and checks that it is an http(s) URL. Neither the warning nor the
 // problem holds the URL.
-//
-// It is the generic secret reading of a source with "webhook URL" as the noun; when the
-// token source becomes a general secret source it is that reader plus the URL check.
-func readWebhookURL(s TokenSource, lookupEnv func(string) (string, bool)) (t Token, warning, problem string, kind error) {
-	var v, where string
-	switch {
-	case s.Env != "" && s.File == "":
-		val, ok := lookupEnv(s.Env)
-		switch {
-		case !ok:
-			return Token{}, "", fmt.Sprintf("environment variable %s is not set", s.Env), ErrMissingToken
-		case strings.TrimSpace(val) == "":
-			return Token{}, "", fmt.Sprintf("environment variable %s is empty", s.Env), ErrMissingToken
-		}
-		v, where = val, "environment variable "+s.Env
-	case s.File != "" && s.Env == "":
-		val, w, p := readSecretFile(s.File, "webhook URL file")
-		if p != "" {
-			return Token{}, w, p, ErrMissingToken
-		}
-		v, warning, where = val, w, "webhook URL file "+s.File
-	default:
-		return Token{}, "", "want {env: NAME} or {file: PATH}", ErrBadTokenSource
+func readWebhookURL(s SecretSource, lookupEnv func(string) (string, bool)) (t Secret, warning, problem string, kind error) {
+	if (s.Env == "") == (s.File == "") {
+		return Secret{}, "", "want {env: NAME} or {file: PATH}", ErrBadTokenSource
 	}
-	v = strings.TrimSpace(v)
-	if msg := checkWebhookURL(v); msg != "" {
-		return Token{}, warning, fmt.Sprintf("%s %s (value not shown)", where, msg), ErrBadTokenSource
+	t, warning, problem = s.Read("webhook URL", lookupEnv)
+	if problem != "" {
+		return Secret{}, warning, problem, ErrMissingToken
 	}
-	return NewToken(s.String(), v), warning, "", nil
+	if msg := checkWebhookURL(t.Value()); msg != "" {
+		where := "environment variable " + s.Env
+		if s.File != "" {
+			where = "webhook URL file " + s.File
+		}
+		return Secret{}, warning, fmt.Sprintf("%s %s (value not shown)", where, msg), ErrBadTokenSource
+	}
+	return t, warning, "", nil
 }
 
 // checkWebhookURL says why v is not a usable webhook URL, without quoting it; "" when it
