@@ -26,6 +26,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/drextract/drextract/audit"
 	"github.com/drextract/drextract/clock"
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/extract"
@@ -391,8 +392,12 @@ func crawlChild(ctx context.Context, sp spec) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	audit := extract.NewAudit()
-	c, err := datorama.New(sp.URL, sp.Token, datorama.WithObserver(audit), datorama.WithClock(clk), datorama.WithLogger(quiet))
+	// As run.Runner.Extract wires a crawl: every attempt journaled for api_calls, and the
+	// journal made durable before each commit of pages (audit.Sink).
+	rec := audit.New(load.NewJournal(sp.DB), audit.Options{Logger: quiet})
+	counter := extract.NewAudit()
+	c, err := datorama.New(sp.URL, sp.Token, datorama.WithObserver(multiObserver{rec, counter}),
+		datorama.WithClock(clk), datorama.WithLogger(quiet))
 	if err != nil {
 		return result{}, errors.Join(err, st.Close())
 	}
@@ -400,11 +405,14 @@ func crawlChild(ctx context.Context, sp spec) (result, error) {
 	if sp.Entities != "" {
 		o.Entities = []string{sp.Entities}
 	}
-	cr := &extract.Crawler{Client: c, Sink: st, Audit: audit}
+	cr := &extract.Crawler{Client: c, Sink: audit.Sink(st, rec), Audit: counter}
 	start := time.Now()
 	res, err := cr.Run(ctx, o)
 	elapsed := time.Since(start)
 	var pages int
+	if err == nil {
+		_, err = st.FoldJournal(ctx)
+	}
 	if err == nil {
 		err = st.DB().QueryRowContext(ctx, `SELECT count(*) FROM api_calls
 			WHERE run_id = $1 AND path_template LIKE '%/stats' AND status = 200`, res.RunID).Scan(&pages)
@@ -417,6 +425,15 @@ func crawlChild(ctx context.Context, sp spec) (result, error) {
 	}
 	return result{Status: res.Status, Calls: res.Calls, Rows: int64(res.Rows[load.Jobs]), Pages: pages,
 		Seconds: elapsed.Seconds()}, err
+}
+
+// multiObserver hands every attempt to each observer.
+type multiObserver []datorama.Observer
+
+func (m multiObserver) ObserveCall(r datorama.CallRecord) {
+	for _, o := range m {
+		o.ObserveCall(r)
+	}
 }
 
 // jobsDDL is the store's jobs table (sql/migrations/0001_core.sql), for the bare load.

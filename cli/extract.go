@@ -32,7 +32,7 @@ func (o *extractOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringSliceVar(&o.entities, "entities", nil, "crawl only these entities (comma-separated): "+strings.Join(extract.Entities, ", "))
 	f.BoolVar(&o.dryRun, "dry-run", false, "print what the run would cost, as drextract plan does, and make no API call")
 	f.IntVar(&o.maxCalls, "max-calls", 0, "stop cleanly after this many API calls (0: no cap); the run then ends partial")
-	f.IntVar(&o.workers, "workers", 1, fmt.Sprintf("streams read at once (1 to %d): more pays only with a fast API (a mirror, the simulator) or several tokens; a kill loses at most one page per worker", config.MaxWorkers))
+	f.IntVar(&o.workers, "workers", run.DefaultWorkers, fmt.Sprintf("streams read at once (1 to %d); the budget paces them under the API's limits, and against a fast API (a mirror) they keep the store busy; a kill loses at most one page per worker", config.MaxWorkers))
 	f.Int64SliceVar(&o.workspaces, "workspace", nil, "crawl only these workspaces (repeatable, or comma-separated): their stream lists, jobs, mappings and lists")
 	f.Int64SliceVar(&o.streams, "stream", nil, "crawl only these streams (repeatable, or comma-separated): one lookup each, then their jobs and mapping")
 }

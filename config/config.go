@@ -321,8 +321,8 @@ type Extract struct {
 	// Entities to crawl, from Entities; absent means all of them.
 	Entities []string `yaml:"entities"`
 	Full     bool     `yaml:"full"` // refetch everything instead of an incremental crawl
-	// Workers is how many streams are read at once (default 1): more only pays with a
-	// fast API (a mirror) or several tokens; a kill loses at most one page per worker.
+	// Workers is how many streams are read at once (default 8, run.DefaultWorkers): the
+	// budget paces them under the API's limits; a kill loses at most one page per worker.
 	Workers int `yaml:"workers"`
 }
 

@@ -532,7 +532,7 @@ func (v *validator) runKind(p string, s *Schedule) {
 
 func (v *validator) extract(p string, e *Extract) {
 	if e.Workers < 0 || e.Workers > MaxWorkers {
-		v.add(ErrBadValue, p+".workers", "%d workers; want 1 to %d (leave the key out for 1)", e.Workers, MaxWorkers)
+		v.add(ErrBadValue, p+".workers", "%d workers; want 1 to %d (leave the key out for 8)", e.Workers, MaxWorkers)
 	}
 	if v.c.has(p+".entities") && len(e.Entities) == 0 {
 		v.add(ErrBadValue, p+".entities", "empty list; leave the key out to crawl every entity")

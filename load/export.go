@@ -582,7 +582,7 @@ func groupName(g []jobsPartition) string {
 
 // exportMemoryLimit is DuckDB's memory limit while Export runs: Parquet writers hold a
 // row group of every column in memory, which wide job rows push past the store's 64 MB.
-const exportMemoryLimit = "256MB"
+const exportMemoryLimit = "192MB"
 
 // bulkSettings sets the memory limit for a bulk copy, gives DuckDB every core and drops
 // insertion-order preservation, which costs memory and means nothing in an export or a

@@ -1,6 +1,7 @@
 package run
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -20,11 +21,18 @@ type ExtractOptions struct {
 	// Workspaces and Streams, when set, make a targeted crawl of only those (see
 	// extract.Options): nothing outside them is read or marked deleted.
 	Workspaces, Streams []int64
-	// Workers is how many streams are read at once (0: extract's default, one).
+	// Workers is how many streams are read at once (0: DefaultWorkers).
 	Workers int
 	// Progress receives the crawl's progress line (a terminal) or lines; nil: none.
 	Progress io.Writer
 }
+
+// DefaultWorkers is how many streams a command's or a schedule's crawl reads at once.
+// Under the API's 60 calls a minute the budget paces them all the same; against a fast
+// API (a mirror, the simulator) the pages they read while a commit runs share the next
+// transaction, which is what makes the store keep up (bench: BenchmarkTable). A kill
+// loses at most the page each worker had in flight.
+const DefaultWorkers = 8
 
 // CrawlDetails is what a crawl adds to its Result.
 type CrawlDetails struct {
@@ -55,7 +63,7 @@ func (r *Runner) Extract(ctx context.Context, st *load.Store, o ExtractOptions) 
 	cr := &extract.Crawler{Client: client, Sink: audit.Sink(st, rec), Audit: counter, Pool: r.Pool}
 	cres, err := cr.Run(ratelimit.WithPriority(ctx, prio), extract.Options{
 		Full: o.Full, Entities: o.Entities, MaxCalls: o.MaxCalls, Schedule: r.schedule(),
-		Workspaces: o.Workspaces, Streams: o.Streams, Workers: o.Workers,
+		Workspaces: o.Workspaces, Streams: o.Streams, Workers: cmp.Or(o.Workers, DefaultWorkers),
 		Progress: o.Progress, Clock: r.clock(), Logger: r.Log,
 	})
 	res.RunID, res.Status, res.Calls, res.Rows = cres.RunID, cres.Status, cres.Calls, cres.Rows
