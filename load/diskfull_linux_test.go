@@ -21,6 +21,9 @@ func init() {
 // issue 12's reproduction.
 const smallFS = "size=12m"
 
+// roomyFS is its size once space frees.
+const roomyFS = "size=64m"
+
 // Issue 12, point 6, on a real full file system: a child process mounts a 12 MB tmpfs
 // over a test folder, in mount and user namespaces of its own (no privileges needed
 // where unprivileged user namespaces are allowed; root may mount in a mount namespace),
@@ -123,8 +126,7 @@ func diskFullChild(dir string) int {
 	if err != nil {
 		return fail("open", err)
 	}
-	// A crawl that commits: a few MB of jobs, so that the file system has room for a
-	// serving copy once the filler below is gone.
+	// A crawl that commits: a few MB of jobs.
 	run, err := s.StartRun(ctx, RunStart{Schedule: "t", Kind: "extract"})
 	if err != nil {
 		return fail("start run", err)
@@ -173,13 +175,21 @@ func diskFullChild(dir string) int {
 		}
 		_ = s.Close()
 	}
+	// Space frees: the filler goes and the file system grows, as an operator would make
+	// room, so that a serving copy (which may briefly take twice its size, its WAL then
+	// its file, next to the store) surely fits.
 	if err := os.Remove(filler); err != nil {
 		return fail("freeing space", err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT, roomyFS); err != nil {
+		return fail("growing the file system", err)
 	}
 	s, err = Open(ctx, liveIn(dir), Options{Logger: quietLogger()})
 	if err != nil {
 		return fail("open after space freed", err)
 	}
+	free, _ = diskSpace(dir)
+	fmt.Printf("space freed: %d free\n", free)
 	run, err = s.StartRun(ctx, RunStart{Schedule: "t", Kind: "extract"})
 	if err == nil {
 		err = s.Write(ctx, run, killBatch(pages+1))
