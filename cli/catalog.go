@@ -32,11 +32,9 @@ func newCatalogCommand(g *globalOptions) *cobra.Command {
 store, serving.duckdb and PostgreSQL). The schema is the one this drextract makes, plus the
 report tables found in serving.duckdb. It needs no API token and writes nothing.
 
-Example:
-  drextract catalog --format json | jq '.[] | select(.name == "jobs_enriched") | .columns'
-
 Exit codes: 0 ok, 1 failure, 2 usage.`,
-		Args: args(cobra.NoArgs),
+		Example: `  drextract catalog --format json | jq '.[] | select(.name == "jobs_enriched") | .columns'`,
+		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCatalog(cmd.Context(), cmd, opts, g, args)
 		},

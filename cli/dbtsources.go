@@ -37,11 +37,9 @@ freshness rules on runs (finished) and jobs (last_seen), so dbt source freshness
 crawls stop. The schema is publish.postgres.schema (--schema for another, e.g. main for
 dbt-duckdb on serving.duckdb).
 
-Example:
-  drextract dbt-sources --out models/staging/drextract/sources.yml
-
 Exit codes: 0 ok, 1 failure, 2 usage.`,
-		Args: args(cobra.NoArgs),
+		Example: `  drextract dbt-sources --out models/staging/drextract/sources.yml`,
+		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDBTSources(cmd.Context(), cmd, opts, g, args)
 		},

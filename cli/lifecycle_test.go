@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/sim"
+	"github.com/spf13/cobra"
 )
 
 // query runs drextract query with CSV output and returns one column.
@@ -137,6 +140,33 @@ func TestActionsShowAtOnceThroughQuery(t *testing.T) {
 	pending := e.query(fmt.Sprintf("select count(*) as n from jobs where stream_id = %d and status = 'PENDING' and id > %d", sid, fresh), "n")
 	if !slices.Equal(pending, []string{"1"}) {
 		t.Errorf("the rerun's new job is not in the store as PENDING: %v", pending)
+	}
+}
+
+// Issue 14 point 8: every command's --help, cobra's own included, shows an example of
+// drextract at work, as the user types it.
+func TestEveryCommandHasAnExample(t *testing.T) {
+	var walk func(path []string, c *cobra.Command)
+	seen := 0
+	walk = func(path []string, c *cobra.Command) {
+		if c.Hidden {
+			return
+		}
+		seen++
+		var out, errOut bytes.Buffer
+		code := DoContext(context.Background(), append(slices.Clone(path), "--help"), strings.NewReader(""), &out, &errOut)
+		_, examples, _ := strings.Cut(out.String(), "\nExamples:\n")
+		examples, _, _ = strings.Cut(examples, "\n\n")
+		if code != ExitOK || !strings.Contains(examples, "drextract ") {
+			t.Errorf("drextract %s --help (exit %d) shows no example:\n%s%s", strings.Join(path, " "), code, out.String(), errOut.String())
+		}
+		for _, sub := range c.Commands() {
+			walk(append(slices.Clone(path), sub.Name()), sub)
+		}
+	}
+	walk(nil, newRootCommand(&globalOptions{}))
+	if seen < 30 {
+		t.Errorf("walked %d commands; the tree has more", seen)
 	}
 }
 

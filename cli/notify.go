@@ -15,9 +15,10 @@ func init() { register(newNotifyCommand) }
 
 func newNotifyCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "notify",
-		Short: "Failure notifications to webhooks (notify.webhooks in schedules.yaml)",
-		Args:  args(cobra.NoArgs),
+		Use:     "notify",
+		Short:   "Failure notifications to webhooks (notify.webhooks in schedules.yaml)",
+		Example: `  drextract notify test`,
+		Args:    args(cobra.NoArgs),
 	}
 	cmd.AddCommand(newNotifyTestCommand(g))
 	return cmd
@@ -40,12 +41,10 @@ notify.stream_failing_after consecutive failed jobs (stream_failing; once per ro
 failures). A notification never fails or holds up a run; a command waits at most 20 s
 for its webhooks after its exit code is decided.
 
-Example:
-  export DRX_WEBHOOK_URL=https://hooks.slack.com/services/…
-  drextract notify test
-
 Exit codes: 0 every webhook accepted the sample, 1 a webhook refused it or could not be
 reached, 2 usage (no webhooks configured, or a URL that cannot be read).`,
+		Example: `  export DRX_WEBHOOK_URL=https://hooks.slack.com/services/…
+  drextract notify test`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return runNotifyTest(cmd.Context(), cmd, g, args) },
 	}

@@ -38,12 +38,10 @@ query sees whole runs or nothing); --full rewrites every table. drextract create
 migrates the schema, and refuses one written by a newer drextract or by another store.
 The connection string is never printed. publish prints the rows sent per table.
 
-Example:
-  DRX_POSTGRES_DSN='postgres://drextract@db.internal/analytics?sslmode=verify-full' drextract publish
-
 Exit codes: 0 ok, 1 failure (no store, locked, the serving copy or PostgreSQL failed),
 2 usage or invalid config, 130 interrupted.`,
-		Args: args(cobra.NoArgs),
+		Example: `  DRX_POSTGRES_DSN='postgres://drextract@db.internal/analytics?sslmode=verify-full' drextract publish`,
+		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPublish(cmd.Context(), cmd, opts, g, args)
 		},

@@ -44,13 +44,11 @@ refuses, in one line, everything that writes, attaches, installs, loads, copies,
 sets or calls, and a second statement. A statement still running after --timeout is
 interrupted ("timed out after 60s").
 
-Examples:
-  drextract query "select status, count(*) from jobs group by 1"
-  drextract query "describe jobs"
-  drextract query --format csv "from streams where not is_deleted" > streams.csv
-
 Exit codes: 0 ok, 1 failure (SQL error, time limit, no store), 2 usage (bad flag, refused
 statement).`,
+		Example: `  drextract query "select status, count(*) from jobs group by 1"
+  drextract query "describe jobs"
+  drextract query --format csv "from streams where not is_deleted" > streams.csv`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runQuery(cmd.Context(), cmd, opts, g, args)

@@ -114,6 +114,14 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error { return usage(check(cmd, a)) }
 }
 
+// completionExamples loads drextract's completion into each shell cobra supports.
+var completionExamples = map[string]string{
+	"bash":       "  source <(drextract completion bash)",
+	"zsh":        `  drextract completion zsh > "${fpath[1]}/_drextract"`,
+	"fish":       "  drextract completion fish > ~/.config/fish/completions/drextract.fish",
+	"powershell": "  drextract completion powershell | Out-String | Invoke-Expression",
+}
+
 func newRootCommand(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
 		Use: "drextract",
@@ -133,6 +141,9 @@ jobs into a DuckDB file, under the API's rate limits, and sends bulk actions cho
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 partial (some parents incomplete),
 4 quota exhausted (resume after the reset), 130 interrupted.`,
+		Example: `  drextract config check
+  drextract extract
+  drextract query "select status, count(*) from jobs group by 1"`,
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&g.configPath, "config", "./schedules.yaml", "configuration file")
@@ -149,6 +160,20 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 partial (some parents incomplete),
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name() < cmds[j].Name() })
 	root.AddCommand(cmds...)
+	// cobra's own commands show an example too, as every --help does.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			c.Example = "  drextract help extract"
+		case "completion":
+			c.Example = "  source <(drextract completion bash)"
+			for _, shell := range c.Commands() {
+				shell.Example = completionExamples[shell.Name()]
+			}
+		}
+	}
 	return root
 }
 
