@@ -10,6 +10,7 @@ import (
 
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/postgres"
+	"github.com/drextract/drextract/postgres/pgtest"
 )
 
 // The server is down when a run ends: the publish fails with an error that says so, the
@@ -177,4 +178,45 @@ func storeText(t *testing.T, db *sql.DB) string {
 		b.WriteString(s.String)
 	}
 	return b.String()
+}
+
+// libpq's connection settings reach the server as libpq would apply them, in a URL, in a
+// key=value string and from the PG* environment: the test cluster speaks no TLS, so
+// sslmode=require must fail and sslmode=disable (or prefer, libpq's default) must work.
+func TestConnectionSettingsAreHonoured(t *testing.T) {
+	f := newFixture(t)
+	f.crawl(f.store, newAccount())
+	noSSL := fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s", pgtest.User, f.pg.Password, f.pg.Port, f.db)
+	kv := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s", f.pg.Port, pgtest.User, f.pg.Password, f.db)
+	for _, tt := range []struct {
+		name, dsn string
+		env       map[string]string
+		wantErr   string // "" for success
+	}{
+		{name: "URL, sslmode=require", dsn: noSSL + "?sslmode=require", wantErr: "TLS"},
+		{name: "key=value, sslmode=require", dsn: kv + " sslmode=require", wantErr: "TLS"},
+		{name: "PGSSLMODE=require", dsn: noSSL, env: map[string]string{"PGSSLMODE": "require"}, wantErr: "TLS"},
+		{name: "URL, target_session_attrs=standby", dsn: noSSL + "?target_session_attrs=standby", wantErr: "standby"},
+		{name: "URL, sslmode=prefer", dsn: noSSL + "?sslmode=prefer"},
+		{name: "key=value, sslmode=disable", dsn: kv + " sslmode=disable"},
+		{name: "PGSSLMODE=disable", dsn: noSSL, env: map[string]string{"PGSSLMODE": "disable"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			_, err := postgres.Publish(f.ctx, f.store, postgres.Target{DSN: tt.dsn, Schema: "datorama"}, postgres.Options{Logger: f.logger()})
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("publish: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("publish: %v, want an error about %s", err, tt.wantErr)
+			case err != nil && strings.Contains(err.Error(), f.pg.Password):
+				t.Fatalf("the error shows the password: %v", err)
+			case err != nil:
+				t.Log(err)
+			}
+		})
+	}
+	f.assertMirrors(f.store, "datorama", "after the publishes that connected")
 }
