@@ -163,8 +163,12 @@ func runConfigShow(_ context.Context, cmd *cobra.Command, opts configShowOptions
 	if terr != nil {
 		tokens = append(tokens, "unreadable: "+strings.ReplaceAll(terr.Error(), "\n", "; "))
 	}
+	configFrom := "default"
+	if cmd.Flag("config").Changed {
+		configFrom = "--config"
+	}
 	settings := []shownSetting{
-		{"config", file, "--config"},
+		{"config", file, configFrom},
 		{config.SettingBaseURL, c.API.BaseURL, origin(config.SettingBaseURL)},
 		{config.SettingTokens, tokens, origin(config.SettingTokens)},
 		{config.SettingDataDir, c.Store.DataDir, origin(config.SettingDataDir)},

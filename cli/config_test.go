@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -188,6 +189,9 @@ func TestEnvironmentBeatsTheShippedFile(t *testing.T) {
 		if !strings.Contains(show, want) {
 			t.Errorf("config show lacks %q (exit %d):\n%s%s", want, code, show, stderr)
 		}
+	}
+	if !regexp.MustCompile(`(?m)^config +\./schedules\.yaml +default$`).MatchString(show) {
+		t.Errorf("config show: the file not named as the default:\n%s", show)
 	}
 	code, stdout, stderr := run("extract")
 	if code != ExitOK || e.sim.Calls().Total == 0 {
