@@ -288,20 +288,26 @@ func (r *run) done(ctx context.Context) bool { return ctx.Err() != nil || r.halt
 
 // beforeCall is checked before every API request: it stops new requests once the crawl
 // was halted and enforces MaxCalls. Requests already in flight are not cancelled by a
-// halt, so their answers are still stored.
+// halt, so their answers are still stored. A request takes its place under the cap
+// before it starts, so workers calling at once cannot overshoot it together; only the
+// client's retries of requests in flight can add attempts beyond it.
 func (r *run) beforeCall(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if r.halted.Load() {
-		return errHalted
+	for {
+		if r.halted.Load() {
+			return errHalted
+		}
+		n := r.requests.Load()
+		if r.o.MaxCalls > 0 && (int(n) >= r.o.MaxCalls || r.calls() >= r.o.MaxCalls) {
+			r.halt(errCallCap)
+			return errCallCap
+		}
+		if r.requests.CompareAndSwap(n, n+1) {
+			return nil
+		}
 	}
-	if r.o.MaxCalls > 0 && r.calls() >= r.o.MaxCalls {
-		r.halt(errCallCap)
-		return errCallCap
-	}
-	r.requests.Add(1)
-	return nil
 }
 
 // halt ends the crawl early for a reason that concerns all of it (quota, call cap, the

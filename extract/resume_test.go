@@ -331,3 +331,20 @@ func TestStreamLeavingTheListIsRetiredAfterAStop(t *testing.T) {
 		}
 	}
 }
+
+// The call cap holds with workers calling at once: a crawl capped at n makes exactly n
+// API calls (no faults, so no retries), whatever the number of workers, and ends partial.
+func TestCallCapHoldsWithWorkers(t *testing.T) {
+	for _, tt := range []struct{ workers, cap int }{{1, 5}, {8, 5}, {8, 13}, {16, 40}} {
+		t.Run(fmt.Sprintf("%d-workers-cap-%d", tt.workers, tt.cap), func(t *testing.T) {
+			e := newEnv(t, sim.Options{Seed: 77, Workspaces: 3, Streams: 30, JobsPerStream: 5})
+			res := e.crawl(Options{Full: true, Workers: tt.workers, MaxCalls: tt.cap})
+			if res.Status != load.RunPartial {
+				t.Fatalf("capped crawl: %s %v", res.Status, res.Incomplete)
+			}
+			if got := e.sim.Calls().Total; got != tt.cap || res.Calls != tt.cap {
+				t.Errorf("cap %d with %d workers: the API saw %d calls, the run counted %d", tt.cap, tt.workers, got, res.Calls)
+			}
+		})
+	}
+}
