@@ -4,18 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/drextract/drextract/clock"
 	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/extract"
 	"github.com/drextract/drextract/load"
-	"github.com/drextract/drextract/ratelimit"
 	"github.com/drextract/drextract/sim"
 )
 
@@ -78,45 +73,16 @@ func TestChaosCrawl(t *testing.T) {
 // faulted crawl and that crawl's status.
 func chaosRun(t *testing.T, seed int64, retries int) (map[string]int, string) {
 	ctx := context.Background()
-	log := quietLogger()
-	clk := clock.NewManual(testStart)
-	defer clk.AutoAdvance(2 * time.Millisecond)()
-
-	s := sim.New(sim.Options{Seed: seed, Workspaces: 4, Streams: 90, MaxPageSize: 10,
-		PlatformLimit: unlimited, QueryLimit: unlimited, DailyQuota: unlimited, Clock: clk})
-	srv := httptest.NewServer(http.StripPrefix("/base", s))
-	defer srv.Close()
-
-	dataDir := t.TempDir()
-	store, err := load.Open(ctx, filepath.Join(dataDir, load.LiveFile), load.Options{Clock: clk, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	// Wired as the CLI wires a crawl: one pool for the run's token, whose state lives in
-	// the data directory, a client behind it reporting every attempt to the audit.
-	pool := ratelimit.NewPool(s.Tokens()[:1], ratelimit.Config{
-		PlatformLimit: unlimited, QueryLimit: unlimited, DailyQuota: unlimited, Reserve: -1,
-		Clock: clk, StateDir: ratelimit.StateDirIn(dataDir), Logger: log,
-	})
+	a := newAccount(t, sim.Options{Seed: seed, Workspaces: 4, Streams: 90, MaxPageSize: 10})
+	s, store, clk := a.sim, a.store, a.clk
 	crawl := func(full bool) extract.Result {
 		t.Helper()
-		audit := extract.NewAudit()
-		opts := []datorama.Option{datorama.WithGate(pool), datorama.WithClock(clk),
-			datorama.WithObserver(audit), datorama.WithTimeout(attemptTimeout), datorama.WithLogger(log)}
+		extra := []datorama.Option{datorama.WithTimeout(attemptTimeout)}
 		if retries > 0 {
-			opts = append(opts, datorama.WithRetries(retries))
+			extra = append(extra, datorama.WithRetries(retries))
 		}
-		c, err := datorama.New(srv.URL+"/base", "", opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cr := &extract.Crawler{Client: c, Sink: store, Audit: audit, Pool: pool}
 		began := time.Now()
-		res, err := cr.Run(ctx, extract.Options{Full: full, Clock: clk, Logger: log})
-		if err != nil {
-			t.Fatalf("crawl: %v", err)
-		}
+		res := a.crawl(extract.Options{Full: full}, extra...)
 		t.Logf("crawl (full %v): %s, %d attempts in %v", full, res.Status, res.Calls, time.Since(began).Round(time.Millisecond))
 		return res
 	}

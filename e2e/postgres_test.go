@@ -4,9 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,13 +11,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to read PostgreSQL like the store
 
-	"github.com/drextract/drextract/clock"
-	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/extract"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/postgres"
 	"github.com/drextract/drextract/postgres/pgtest"
-	"github.com/drextract/drextract/ratelimit"
 	"github.com/drextract/drextract/sim"
 )
 
@@ -31,13 +25,8 @@ import (
 // publish sends only the rows its run wrote.
 func TestPostgresEqualsTruth(t *testing.T) {
 	ctx := context.Background()
-	log := quietLogger()
-	clk := clock.NewManual(testStart)
-	defer clk.AutoAdvance(2 * time.Millisecond)()
-	s := sim.New(sim.Options{Seed: 1301, Workspaces: 3, Streams: 60, MaxPageSize: 10,
-		PlatformLimit: unlimited, QueryLimit: unlimited, DailyQuota: unlimited, Clock: clk})
-	srv := httptest.NewServer(http.StripPrefix("/base", s))
-	defer srv.Close()
+	a := newAccount(t, sim.Options{Seed: 1301, Workspaces: 3, Streams: 60, MaxPageSize: 10})
+	s, store, clk := a.sim, a.store, a.clk
 
 	pg := pgtest.Start(t)
 	db := pg.Database(t)
@@ -54,34 +43,17 @@ func TestPostgresEqualsTruth(t *testing.T) {
 	}
 	defer pgDB.Close()
 
-	dataDir := t.TempDir()
-	store, err := load.Open(ctx, filepath.Join(dataDir, load.LiveFile), load.Options{Clock: clk, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	pool := ratelimit.NewPool(s.Tokens()[:1], ratelimit.Config{
-		PlatformLimit: unlimited, QueryLimit: unlimited, DailyQuota: unlimited, Reserve: -1,
-		Clock: clk, StateDir: ratelimit.StateDirIn(dataDir), Logger: log,
-	})
 	crawl := func(full bool) extract.Result {
 		t.Helper()
-		audit := extract.NewAudit()
-		c, err := datorama.New(srv.URL+"/base", "", datorama.WithGate(pool), datorama.WithClock(clk),
-			datorama.WithObserver(audit), datorama.WithLogger(log))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := (&extract.Crawler{Client: c, Sink: store, Audit: audit, Pool: pool}).Run(ctx,
-			extract.Options{Full: full, Clock: clk, Logger: log})
-		if err != nil || res.Status != load.RunOK {
-			t.Fatalf("crawl (full %v): %s %v %v", full, res.Status, res.Incomplete, err)
+		res := a.crawl(extract.Options{Full: full})
+		if res.Status != load.RunOK {
+			t.Fatalf("crawl (full %v): %s %v %v", full, res.Status, res.Incomplete, res.Err)
 		}
 		return res
 	}
 	publish := func(run int64) postgres.Stats {
 		t.Helper()
-		st, err := postgres.Publish(ctx, store, target, postgres.Options{Run: run, Logger: log})
+		st, err := postgres.Publish(ctx, store, target, postgres.Options{Run: run, Logger: a.log})
 		if err != nil {
 			t.Fatalf("publish after run %d: %v", run, err)
 		}

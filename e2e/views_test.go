@@ -1,23 +1,16 @@
 package e2e
 
 import (
-	"context"
 	"database/sql"
 	"encoding/json"
 	"math"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/drextract/drextract/clock"
-	"github.com/drextract/drextract/datorama"
 	"github.com/drextract/drextract/extract"
 	"github.com/drextract/drextract/load"
-	"github.com/drextract/drextract/ratelimit"
 	"github.com/drextract/drextract/sim"
 )
 
@@ -29,42 +22,16 @@ import (
 // serving copy and PostgreSQL hold the same views with the same rows is
 // TestPostgresEqualsTruth's and load's publish tests' business.)
 func TestViewsAgreeWithTruth(t *testing.T) {
-	ctx := context.Background()
-	log := quietLogger()
-	clk := clock.NewManual(testStart)
-	defer clk.AutoAdvance(2 * time.Millisecond)()
-	s := sim.New(sim.Options{Seed: 1402, Workspaces: 3, Streams: 40, JobsPerStream: 25, MaxPageSize: 50,
-		PlatformLimit: unlimited, QueryLimit: unlimited, DailyQuota: unlimited, Clock: clk})
-	srv := httptest.NewServer(http.StripPrefix("/base", s))
-	defer srv.Close()
-	dataDir := t.TempDir()
-	store, err := load.Open(ctx, filepath.Join(dataDir, load.LiveFile), load.Options{Clock: clk, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	pool := ratelimit.NewPool(s.Tokens()[:1], ratelimit.Config{
-		PlatformLimit: unlimited, QueryLimit: unlimited, DailyQuota: unlimited, Reserve: -1,
-		Clock: clk, StateDir: ratelimit.StateDirIn(dataDir), Logger: log,
-	})
+	a := newAccount(t, sim.Options{Seed: 1402, Workspaces: 3, Streams: 40, JobsPerStream: 25, MaxPageSize: 50})
 	only := []string{load.Workspaces, load.Streams, load.Jobs}
 	for step, gap := range []time.Duration{0, 24 * time.Hour} {
-		s.Advance(gap)
-		audit := extract.NewAudit()
-		c, err := datorama.New(srv.URL+"/base", "", datorama.WithGate(pool), datorama.WithClock(clk),
-			datorama.WithObserver(audit), datorama.WithLogger(log))
-		if err != nil {
-			t.Fatal(err)
+		a.sim.Advance(gap)
+		if res := a.crawl(extract.Options{Entities: only}); res.Status != load.RunOK {
+			t.Fatalf("crawl %d: %s %v %v", step+1, res.Status, res.Incomplete, res.Err)
 		}
-		res, err := (&extract.Crawler{Client: c, Sink: store, Audit: audit, Pool: pool}).Run(ctx,
-			extract.Options{Entities: only, Clock: clk, Logger: log})
-		if err != nil || res.Status != load.RunOK {
-			t.Fatalf("crawl %d: %s %v %v", step+1, res.Status, res.Incomplete, err)
-		}
-		tr := s.Truth()
-		jobs, health := expectedViews(t, tr, asOf(t, store.DB()))
-		assertJobsEnriched(t, step+1, store.DB(), jobs)
-		assertStreamHealth(t, step+1, store.DB(), health)
+		jobs, health := expectedViews(t, a.sim.Truth(), asOf(t, a.store.DB()))
+		assertJobsEnriched(t, step+1, a.store.DB(), jobs)
+		assertStreamHealth(t, step+1, a.store.DB(), health)
 	}
 }
 
