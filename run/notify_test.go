@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"github.com/drextract/drextract/action"
-	"github.com/drextract/drextract/clock"
 	"github.com/drextract/drextract/config"
 	"github.com/drextract/drextract/load"
 	"github.com/drextract/drextract/notify"
@@ -115,29 +112,8 @@ type notifyEnv struct {
 
 func newNotifyEnv(t *testing.T, o sim.Options) *notifyEnv {
 	t.Helper()
-	const unlimited = 1_000_000
-	mc := clock.NewManual(t0)
-	o.Seed, o.Clock = 7, mc
-	o.PlatformLimit, o.QueryLimit = unlimited, unlimited
-	if o.DailyQuota == 0 {
-		o.DailyQuota = unlimited
-	}
-	s := sim.New(o)
-	srv := httptest.NewServer(http.StripPrefix("/base", s))
-	t.Cleanup(srv.Close)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := config.Default()
-	cfg.API.BaseURL, cfg.Store.DataDir = srv.URL+"/base", t.TempDir()
-	st, err := load.Open(context.Background(), cfg.Store.DuckDBPath(), load.Options{Clock: mc, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	pool := ratelimit.NewPool(s.Tokens(), ratelimit.Config{PlatformLimit: unlimited, QueryLimit: unlimited,
-		DailyQuota: o.DailyQuota, Reserve: -1, Clock: mc, Logger: log})
-	e := &notifyEnv{env: &env{t: t, sim: s, clock: mc, store: st,
-		runner: &Runner{Config: cfg, Clock: mc, Log: log, Pool: pool, Schedule: "test"}},
-		hook: newWebhook(t), deliveries: make(chan notify.Delivery, 100)}
+	o.Seed = 7
+	e := &notifyEnv{env: newEnvWith(t, o, nil), hook: newWebhook(t), deliveries: make(chan notify.Delivery, 100)}
 	e.runner.Notifier = e.newNotifier()
 	return e
 }

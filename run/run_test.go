@@ -39,13 +39,17 @@ func newEnv(t *testing.T) *env {
 	return newEnvWith(t, sim.Options{Seed: 7, Workspaces: 2, Streams: 12, JobsPerStream: 6}, nil)
 }
 
-// newEnvWith is newEnv over an account made with o (limits unlimited, the env's clock),
-// whose HTTP handler wrap may wrap (nil: the simulator as is).
+// newEnvWith is newEnv over an account made with o (per-minute limits lifted, the daily
+// quota o's or none, the env's clock), whose HTTP handler wrap may wrap (nil: the
+// simulator as is).
 func newEnvWith(t *testing.T, o sim.Options, wrap func(http.Handler) http.Handler) *env {
 	t.Helper()
 	const unlimited = 1_000_000
 	mc := clock.NewManual(t0)
-	o.Clock, o.PlatformLimit, o.QueryLimit, o.DailyQuota = mc, unlimited, unlimited, unlimited
+	o.Clock, o.PlatformLimit, o.QueryLimit = mc, unlimited, unlimited
+	if o.DailyQuota == 0 {
+		o.DailyQuota = unlimited
+	}
 	s := sim.New(o)
 	var h http.Handler = s
 	if wrap != nil {
@@ -62,7 +66,7 @@ func newEnvWith(t *testing.T, o sim.Options, wrap func(http.Handler) http.Handle
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	pool := ratelimit.NewPool(s.Tokens(), ratelimit.Config{PlatformLimit: unlimited, QueryLimit: unlimited,
-		DailyQuota: unlimited, Reserve: -1, Clock: mc, Logger: log})
+		DailyQuota: o.DailyQuota, Reserve: -1, Clock: mc, Logger: log})
 	return &env{t: t, sim: s, clock: mc, store: st,
 		runner: &Runner{Config: cfg, Clock: mc, Log: log, Pool: pool, Schedule: "test"}}
 }
